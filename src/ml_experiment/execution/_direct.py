@@ -1,0 +1,83 @@
+"""``python train.py --C 0.5``: a decorated script run directly is one tracked experiment."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ml_experiment.exceptions import ConfigError, MLExperimentError, RunFailedError
+
+if TYPE_CHECKING:
+    from ml_experiment._job import JobFunction
+
+
+def parse_flags(argv: list[str], job_fn: JobFunction) -> dict[str, Any]:
+    """``--name value`` / ``--name=value`` pairs; values are read as YAML scalars (data, never code)."""
+    import yaml
+
+    params: dict[str, Any] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--") or arg == "--":
+            raise ConfigError(f"unexpected argument {arg!r}; use --<parameter> <value>", source="command line")
+        key, eq, value = arg[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
+                raise ConfigError(f"--{key} needs a value", source="command line", field=key)
+            value = argv[i + 1]
+            i += 1
+        try:
+            params[key.replace("-", "_")] = yaml.safe_load(value) if value != "" else ""
+        except yaml.YAMLError:
+            params[key.replace("-", "_")] = value
+        i += 1
+    return params
+
+
+def _usage(job_fn: JobFunction, script: str) -> str:
+    lines = [f"usage: python {script} [--<param> <value>]...", "", "parameters:"]
+    for name, p in job_fn.signature.parameters.items():
+        default = "required" if p.default is p.empty else f"default {p.default!r}"
+        lines.append(f"  --{name}  ({default})")
+    return "\n".join(lines)
+
+
+class DirectLaunch:
+    """Runs the job function as a single tracked experiment with signature defaults and flags."""
+
+    def execute(self, job_fn: JobFunction, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        from ml_experiment import _runtime
+        from ml_experiment.cli._errors import report_bad_input
+        from ml_experiment.config import ExperimentConfig
+        from ml_experiment.execution._experiment import run_experiment
+
+        script = Path(job_fn.source_file or sys.argv[0]).resolve()
+        argv = sys.argv[1:] if Path(sys.argv[0]).resolve() == script else []
+        if any(a in ("-h", "--help") for a in argv):
+            print(_usage(job_fn, script.name))
+            raise SystemExit(0)
+        previous = _runtime.set_launch(_Nested())
+        try:
+            try:
+                flags = parse_flags(argv, job_fn)
+                config = ExperimentConfig(
+                    name=script.stem, kind="experiment", params={**flags, **kwargs}, run=[script]
+                )
+                outcome = run_experiment(config, job_fn, script=script)
+            except RunFailedError:
+                raise
+            except MLExperimentError as exc:
+                report_bad_input(exc)
+                raise SystemExit(2) from None
+        finally:
+            _runtime.set_launch(previous)
+        return outcome.value
+
+
+class _Nested:
+    """Inside a running job, calls of other ``@job`` functions are plain calls."""
+
+    def execute(self, job_fn: JobFunction, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return job_fn.fn(*args, **kwargs)

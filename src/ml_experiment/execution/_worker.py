@@ -1,0 +1,143 @@
+"""What runs on a Ray worker for one group trial. Plain data in, plain data out."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ml_experiment import _runtime
+from ml_experiment.execution._invoke import invoke
+
+if TYPE_CHECKING:
+    from ml_experiment._job import JobFunction
+
+# Per worker process: scripts are imported once, shared data fetched once.
+_JOBS: dict[tuple[str, str], JobFunction] = {}
+_DATA: dict[str, Any] = {}
+
+
+@dataclass
+class TrialSpec:
+    script: str
+    fn_name: str
+    number: int
+    trial_id: int
+    params: dict[str, Any]
+    seed: int | None
+    study_name: str
+    storage_path: str
+    pruner: str
+    metric_names: list[str]
+    log_seeds: bool = True
+    # Wrapped in a list so Ray passes the reference instead of resolving it on submission.
+    data_ref: list[Any] | None = None
+
+
+@dataclass
+class TrialResult:
+    state: str  # "complete" | "fail" | "pruned"
+    metrics: dict[str, float] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)
+    steps: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    seeds: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+    traceback: str | None = None
+    started: float = 0.0
+    ended: float = 0.0
+    pid: int = 0
+
+
+class _Nested:
+    def execute(self, job_fn: JobFunction, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return job_fn.fn(*args, **kwargs)
+
+
+def _job_function(spec: TrialSpec) -> JobFunction:
+    key = (spec.script, spec.fn_name)
+    fn = _JOBS.get(key)
+    if fn is None:
+        from ml_experiment.execution._scripts import load_job_function
+
+        script = Path(spec.script)
+        # Imports inside the job function resolve like they do for ``python script.py``.
+        if str(script.parent) not in sys.path:
+            sys.path.insert(0, str(script.parent))
+        fn = _JOBS[key] = load_job_function(script, spec.fn_name)
+    return fn
+
+
+def _is_pruned(exc: BaseException) -> bool:
+    optuna = sys.modules.get("optuna")
+    return optuna is not None and isinstance(exc, optuna.TrialPruned)
+
+
+def execute_trial(spec: TrialSpec) -> TrialResult:
+    """Run one trial: never raises for a failure of the user's code (that is a result)."""
+    from ml_experiment.hpo._trial import TrialContext
+    from ml_experiment.tracking.seeds import SeedRecorder
+
+    result = TrialResult(state="complete", pid=os.getpid())
+    job_fn = _job_function(spec)
+    loader = job_fn.options.data_loader
+    if loader is not None and spec.data_ref:
+        ref = spec.data_ref[0]
+        key = ref.hex()
+        if key not in _DATA:
+            import ray
+
+            _DATA.clear()  # one group at a time per worker: drop data of a finished group
+            _DATA[key] = ray.get(ref)
+        loader._install(_DATA[key])
+
+    ctx = TrialContext(spec.study_name, spec.storage_path, spec.trial_id, spec.number, spec.pruner)
+    report_metric = spec.metric_names[0] if len(spec.metric_names) == 1 else None
+
+    def on_step(step: int, metrics: dict[str, float]) -> None:
+        result.steps.append((step, metrics))
+        if report_metric is not None and report_metric in metrics:
+            import optuna
+
+            trial = ctx.trial()
+            trial.report(metrics[report_metric], step)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at step {step}")
+
+    previous = _runtime.set_launch(_Nested())
+    _runtime.set_trial_context(ctx)
+    recorder = SeedRecorder(seed=spec.seed)
+    result.started = time.time()
+    try:
+        with recorder:
+            metrics, artifacts, _ = invoke(job_fn.fn, spec.params, on_step=on_step)
+        missing = [m for m in spec.metric_names if m not in metrics]
+        result.metrics, result.artifacts = metrics, {k: str(Path(v).resolve()) for k, v in artifacts.items()}
+        if missing:
+            returned = ", ".join(sorted(metrics)) or "no metrics"
+            result.state = "fail"
+            result.error = (
+                f"metric {missing[0]!r} was not returned by the trial; it returned: {returned}"
+            )
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        if _is_pruned(exc):
+            result.state = "pruned"
+            result.error = str(exc) or "pruned"
+        else:
+            result.state = "fail"
+            result.error = f"{type(exc).__name__}: {exc}"
+            result.traceback = "".join(traceback.format_exception(exc))
+    finally:
+        result.ended = time.time()
+        _runtime.set_trial_context(None)
+        _runtime.set_launch(previous)
+        if loader is not None:
+            loader._uninstall()
+    if spec.log_seeds:
+        result.seeds = recorder.recorded()
+    return result

@@ -1,0 +1,254 @@
+"""The knowledge center: where it is, and a thin MLflow facade used by every execution backend."""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from ml_experiment.exceptions import ConfigError, TrackingError
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+DEFAULT_DB = "mlruns.db"
+DEFAULT_ARTIFACTS = "mlartifacts"
+STUDIES_FILE = "optuna-studies.journal"
+PARAM_MAX = 6000  # MLflow's limit on a param value
+
+_sqlite_paths: set[str] = set()
+_sqlite_hook_lock = threading.Lock()
+_sqlite_hook_installed = False
+
+
+@dataclass(frozen=True)
+class KnowledgeCenter:
+    """An MLflow tracking store plus, for local stores, its artifact folder.
+
+    Attributes:
+        tracking_uri: what MLflow is given.
+        artifact_root: folder for artifacts of experiments created here (local stores only).
+        base_dir: folder that also holds the Optuna studies of groups.
+    """
+
+    tracking_uri: str
+    artifact_root: Path | None
+    base_dir: Path
+
+    @classmethod
+    def resolve(cls, uri: str | None = None, *, cwd: Path | None = None) -> KnowledgeCenter:
+        """The job file's ``tracking_uri``, else ``MLFLOW_TRACKING_URI``, else ./mlruns.db."""
+        cwd = (cwd or Path.cwd()).resolve()
+        uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or None
+        if uri is None:
+            return cls(f"sqlite:///{cwd / DEFAULT_DB}", cwd / DEFAULT_ARTIFACTS, cwd)
+        parsed = urlparse(uri)
+        if parsed.scheme == "sqlite":
+            db = Path(uri.removeprefix("sqlite:///"))
+            db = db if db.is_absolute() else cwd / db
+            return cls(f"sqlite:///{db}", db.parent / DEFAULT_ARTIFACTS, db.parent)
+        if parsed.scheme in ("http", "https", "databricks") or "+" in parsed.scheme:
+            return cls(uri, None, cwd)
+        if parsed.scheme in ("postgresql", "mysql", "mssql"):
+            return cls(uri, cwd / DEFAULT_ARTIFACTS, cwd)
+        raise ConfigError(
+            f"unsupported tracking URI {uri!r}: use sqlite:///path.db, a database URL or an "
+            "mlflow server http(s) URL (MLflow 3 no longer accepts a plain folder)",
+            field="tracking_uri",
+        )
+
+    @property
+    def studies_path(self) -> Path:
+        return self.base_dir / STUDIES_FILE
+
+
+def _install_sqlite_pragmas(db_path: str) -> None:
+    """WAL + synchronous=NORMAL on the knowledge center's SQLite file (not on other databases).
+
+    Halves the cost of every MLflow write (measured: 36 ms -> 15 ms per trial run) and lets the
+    UI read while a group writes. Durability: a power cut may lose the last transactions, never
+    corrupt the file.
+    """
+    global _sqlite_hook_installed
+    with _sqlite_hook_lock:
+        _sqlite_paths.add(os.path.realpath(db_path))
+        if _sqlite_hook_installed:
+            return
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            if type(dbapi_conn).__module__ != "sqlite3":
+                return
+            cur = dbapi_conn.cursor()
+            try:
+                files = {row[2] for row in cur.execute("PRAGMA database_list")}
+                if files & _sqlite_paths:
+                    cur.execute("PRAGMA journal_mode=WAL")
+                    cur.execute("PRAGMA synchronous=NORMAL")
+            finally:
+                cur.close()
+
+        event.listen(Engine, "connect", _on_connect)
+        _sqlite_hook_installed = True
+
+
+def _param_str(value: Any) -> str:
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = json.dumps(value, default=str)
+        except (TypeError, ValueError):
+            text = repr(value)
+    return text if len(text) <= PARAM_MAX else text[: PARAM_MAX - 3] + "..."
+
+
+def numeric_metrics(metrics: Mapping[str, Any], *, where: str = "metrics") -> dict[str, float]:
+    """Metrics as floats; a non-numeric value is an error naming the metric."""
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            try:
+                import numpy as np
+
+                if isinstance(value, np.generic) and np.issubdtype(value.dtype, np.number):
+                    out[str(key)] = float(value)
+                    continue
+            except ImportError:  # pragma: no cover - numpy is a dependency
+                pass
+            raise TrackingError(
+                f"{where}: {key!r} must be a number, got {type(value).__name__} {value!r}"
+            )
+        out[str(key)] = float(value)
+    return out
+
+
+class MLflowTracker:
+    """Writes runs to one knowledge center through ``MlflowClient`` (thread-safe, no global state)."""
+
+    def __init__(self, kc: KnowledgeCenter) -> None:
+        self.kc = kc
+        if kc.tracking_uri.startswith("sqlite:///"):
+            _install_sqlite_pragmas(kc.tracking_uri.removeprefix("sqlite:///"))
+        from mlflow.tracking import MlflowClient
+
+        try:
+            self.client: MlflowClient = MlflowClient(tracking_uri=kc.tracking_uri)
+        except Exception as exc:  # MLflow raises many types for a bad store
+            raise TrackingError(f"cannot open the knowledge center {kc.tracking_uri}: {exc}") from exc
+        self._experiments: dict[str, str] = {}
+
+    def experiment_id(self, name: str) -> str:
+        """Get or create the MLflow experiment called ``name``."""
+        if name in self._experiments:
+            return self._experiments[name]
+        try:
+            exp = self.client.get_experiment_by_name(name)
+            if exp is None:
+                location = None
+                if self.kc.artifact_root is not None:
+                    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+                    stamp = time.strftime("%Y%m%d%H%M%S")
+                    location = (self.kc.artifact_root / f"{safe}-{stamp}").resolve().as_uri()
+                exp_id = self.client.create_experiment(name, artifact_location=location)
+            else:
+                exp_id = exp.experiment_id
+        except Exception as exc:
+            raise TrackingError(f"cannot use the knowledge center {self.kc.tracking_uri}: {exc}") from exc
+        self._experiments[name] = exp_id
+        return exp_id
+
+    def create_run(
+        self,
+        experiment: str,
+        *,
+        run_name: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        parent_run_id: str | None = None,
+        start_time: float | None = None,
+    ) -> str:
+        all_tags = {k: str(v) for k, v in (tags or {}).items()}
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        run = self.client.create_run(
+            self.experiment_id(experiment),
+            run_name=run_name,
+            tags=all_tags,
+            start_time=int((start_time or time.time()) * 1000),
+        )
+        return str(run.info.run_id)
+
+    def log(
+        self,
+        run_id: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        step: int = 0,
+        timestamp: float | None = None,
+        steps: Iterable[tuple[int, Mapping[str, float]]] = (),
+    ) -> None:
+        """Write params, metrics (at ``step`` and per step) and tags in batched calls."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        ts = int((timestamp or time.time()) * 1000)
+        p = [Param(str(k), _param_str(v)) for k, v in (params or {}).items()]
+        m = [Metric(k, v, ts, step) for k, v in (metrics or {}).items()]
+        for s, values in steps:
+            m.extend(Metric(k, v, ts, s) for k, v in values.items())
+        t = [RunTag(str(k), str(v)) for k, v in (tags or {}).items()]
+        # MLflow caps one batch at 1000 metrics / 100 params / 100 tags.
+        while p or m or t:
+            self.client.log_batch(run_id, metrics=m[:1000], params=p[:100], tags=t[:100])
+            p, m, t = p[100:], m[1000:], t[100:]
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        self.client.log_text(run_id, text, artifact_file)
+
+    def log_artifact(self, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
+        path = Path(path)
+        if path.is_dir():
+            self.client.log_artifacts(run_id, str(path), artifact_path)
+        else:
+            self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def end_run(self, run_id: str, status: str = "FINISHED", end_time: float | None = None) -> None:
+        self.client.set_terminated(
+            run_id, status, end_time=int((end_time or time.time()) * 1000)
+        )
+
+    def delete_run(self, run_id: str) -> None:
+        self.client.delete_run(run_id)
+
+    def child_runs(self, experiment: str, parent_run_id: str) -> list[Any]:
+        """All child runs of ``parent_run_id`` (any status)."""
+        from mlflow.entities import ViewType
+
+        runs: list[Any] = []
+        token = None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id(experiment)],
+                filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+                run_view_type=ViewType.ALL,
+                max_results=1000,
+                page_token=token,
+            )
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
+
+
+def is_finite(value: float) -> bool:
+    return not (math.isnan(value) or math.isinf(value))
