@@ -226,7 +226,7 @@ class GroupRunner:
             timeout_per_trial=self.config.timeout_per_trial,
             seed=self.config.seed,
         )
-        self.tracker.log(run_id, params=params)
+        self.tracker.log(run_id, params={k: v for k, v in params.items() if v is not None})
         record_context(
             self.tracker,
             run_id,
@@ -545,7 +545,12 @@ class GroupRunner:
             b = best[0]
             metrics["best_trial_number"] = b["number"]
             metrics[f"best_{self.metrics[0].name}"] = b["values"][self.metrics[0].name]
-            tags.update({f"best_params.{k}": json.dumps(v, default=str) for k, v in b["params"].items()})
+            tags.update(
+                {
+                    f"best_params.{k}": v if isinstance(v, str) else json.dumps(v, default=str)
+                    for k, v in b["params"].items()
+                }
+            )
             tags["best_trial_number"] = b["number"]
             self.tracker.log_text(run_id, json.dumps(b, indent=2, default=str), "best_trial.json")
         elif best:

@@ -70,9 +70,10 @@ def record_context(
     tags, patch = context_tags(source_file, system_info=system_info)
     tracker.log(run_id, tags=tags)
     secrets = list(secrets)
-    tracker.log_text(
-        run_id, scrub(json.dumps(resolved_config, indent=2, default=str), secrets), "config/job.json"
-    )
+    from ml_experiment.tracking.redact import redact_params
+
+    text = json.dumps(redact_params(resolved_config), indent=2, default=str)
+    tracker.log_text(run_id, scrub(text, secrets), "config/job.json")
     if system_info:
         from ml_experiment.tracking.environment import requirements_txt
 

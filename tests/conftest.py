@@ -1,0 +1,105 @@
+"""Shared fixtures: a private knowledge center per test, one local Ray per session, the real CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("ML_EXPERIMENT_NO_PROGRESS", "1")
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+# The console script installed next to this interpreter (what a user types).
+CLI = [str(Path(sys.executable).parent / "ml-experiment")]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty working directory: the default knowledge center lands here."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return path
+
+
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """The installed command, in a fresh process, as a user would run it."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [*CLI, *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def client(workdir: Path) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(f"sqlite:///{workdir / 'mlruns.db'}")
+
+
+def all_runs(c: Any, experiment: str) -> list[Any]:
+    from mlflow.entities import ViewType
+
+    exp = c.get_experiment_by_name(experiment)
+    if exp is None:
+        return []
+    return list(c.search_runs([exp.experiment_id], run_view_type=ViewType.ALL, max_results=5000))
+
+
+def artifact_text(c: Any, run_id: str, path: str) -> str:
+    dest = tempfile.mkdtemp(prefix="mlx-art-")
+    try:
+        local = c.download_artifacts(run_id, path, dest)
+        return Path(local).read_text()
+    finally:
+        shutil.rmtree(dest, ignore_errors=True)
+
+
+def artifact_paths(c: Any, run_id: str, path: str | None = None) -> list[str]:
+    out: list[str] = []
+    for f in c.list_artifacts(run_id, path):
+        out.extend(artifact_paths(c, run_id, f.path) if f.is_dir else [f.path])
+    return out
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[None]:
+    """One private local Ray instance (2 CPUs) for the in-process group tests of a session."""
+    import ray
+
+    temp = tempfile.mkdtemp(prefix="mlx-ray-t-")
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        _temp_dir=temp,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
