@@ -181,9 +181,16 @@ class GroupRunner:
                 source=self.config.source,
                 field="name",
             )
+        seed = self.config.seed
+        if exists and seed is not None:
+            # A resumed sampler seeded as at the start would propose the same values again.
+            from ml_experiment.tracking.seeds import derive_seed
+
+            done = len(optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False))
+            seed = derive_seed(seed, 1_000_000 + done)
         sampler = build_sampler(
             self.config.sampler,
-            seed=self.config.seed,
+            seed=seed,
             search_space=self.distributions,
             multi_objective=len(self.metrics) > 1,
         )
@@ -328,7 +335,8 @@ class GroupRunner:
     # -- the loop --------------------------------------------------------------------------
     def user_params(self, flat_values: dict[str, Any]) -> dict[str, Any]:
         searched = unflatten_params(self.space, {k: v for k, v in flat_values.items() if k in self.flat})
-        return {**self.config.params, **searched}
+        given = {**self.config.params, **searched}
+        return bind_params(self.job_fn.signature, given, fn_name=self.job_fn.name, source=self.config.source)
 
     def run(self) -> GroupOutcome:
         from ml_experiment.tracking.console import ConsoleCapture

@@ -43,10 +43,29 @@ def build_sampler(
         return optuna.samplers.NSGAIISampler(seed=seed)
     if key == "grid":
         grid = {name: _grid_values(name, dist) for name, dist in (search_space or {}).items()}
-        return optuna.samplers.GridSampler(grid, seed=seed)
+        return _AskTellGridSampler(grid, seed=seed)
     raise ConfigError(
         f"Unknown sampler {name!r}. Available: {', '.join(SAMPLERS)}.", field="sampler"
     )
+
+
+def _ask_tell_grid_sampler() -> type:
+    import optuna
+
+    class AskTellGridSampler(optuna.samplers.GridSampler):
+        """GridSampler whose end-of-grid ``study.stop()`` (valid only inside ``optimize``) is skipped.
+
+        A group dispatches exactly ``num_trials`` trials with ask/tell, so it needs no stop signal.
+        """
+
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            return None
+
+    return AskTellGridSampler
+
+
+def _AskTellGridSampler(grid: dict[str, list[Any]], *, seed: int | None) -> Any:  # noqa: N802
+    return _ask_tell_grid_sampler()(grid, seed=seed)
 
 
 def _grid_values(name: str, dist: Any) -> list[Any]:

@@ -1,0 +1,393 @@
+"""Groups: Optuna studies whose trials run in parallel on Ray, tracked as parent + child runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import all_runs, artifact_text, client, run_cli, write
+
+pytestmark = pytest.mark.slow
+
+OBJECTIVE = """
+import json, os, time
+from pathlib import Path
+from ml_experiment import job
+
+LOG = Path(__file__).parent / "evaluations.jsonl"
+
+@job
+def main(x: float = 0.0, kind: str = "a", pause: float = 0.0):
+    with LOG.open("a") as f:
+        f.write(json.dumps({"x": x, "kind": kind, "pid": os.getpid()}) + "\\n")
+    if pause:
+        time.sleep(pause)
+    return {"y": (x - 1.0) ** 2 + (0.5 if kind == "b" else 0.0)}
+"""
+
+
+def group_file(path: Path, **fields: object) -> Path:
+    base = {
+        "name": "g",
+        "kind": "group",
+        "num_trials": 6,
+        "sampler": "random",
+        "pruner": "none",
+        "seed": 7,
+        "param_space": {"x": "uniform(-3, 3)", "kind": "choice(['a', 'b'])"},
+        "metric": {"name": "y", "direction": "minimize"},
+        "resources_per_worker": {"cpu": 1},
+        "run": ["objective.py"],
+    }
+    base.update(fields)
+    path.write_text(json.dumps(base))
+    return path
+
+
+def run_group_inprocess(job: Path, *, resume: bool = False):
+    from ml_experiment.config import load_config
+    from ml_experiment.execution import run_job
+
+    return run_job(load_config(job), resume=resume)[0]
+
+
+def evaluations(folder: Path) -> list[dict]:
+    log = folder / "evaluations.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def split_runs(workdir: Path, name: str):
+    runs = all_runs(client(workdir), name)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1
+    assert all(c.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for c in children)
+    return parents[0], children
+
+
+def test_group_on_local_ray_records_parent_and_children(workdir: Path, ray_local: None) -> None:
+    write(workdir / "objective.py", OBJECTIVE)
+    outcome = run_group_inprocess(group_file(workdir / "g.json", num_trials=8))
+    assert outcome.counts == {"complete": 8, "fail": 0, "pruned": 0}
+    parent, children = split_runs(workdir, "g")
+    assert parent.info.status == "FINISHED"
+    assert len(children) == 8 and all(c.info.status == "FINISHED" for c in children)
+    assert sorted(int(c.data.tags["ml_experiment.trial_number"]) for c in children) == list(range(8))
+    best = min(children, key=lambda c: c.data.metrics["y"])
+    pm = parent.data.metrics
+    assert pm["trials_complete"] == 8 and pm["trials_failed"] == 0 and pm["total_time_s"] > 0
+    assert pm["best_y"] == pytest.approx(best.data.metrics["y"])
+    assert int(pm["best_trial_number"]) == int(best.data.tags["ml_experiment.trial_number"])
+    assert parent.data.tags["best_params.kind"] == best.data.params["kind"]
+    assert float(parent.data.tags["best_params.x"]) == pytest.approx(float(best.data.params["x"]))
+    # The parent carries the full capture; children their params, seeds and state.
+    assert parent.data.params["param_space.x"] == "uniform(-3, 3)"
+    assert "env.python_version" in parent.data.tags
+    for c in children:
+        assert set(c.data.params) == {"x", "kind", "pause"}
+        assert c.data.tags["ml_experiment.trial_state"] == "complete"
+        assert c.data.tags["seed"] == c.data.tags["seed.random"]
+    assert json.loads(artifact_text(client(workdir), parent.info.run_id, "best_trial.json"))["number"] == (
+        int(pm["best_trial_number"])
+    )
+    # Both Ray workers took trials (dynamic scheduling over 2 slots).
+    assert len({e["pid"] for e in evaluations(workdir)}) == 2
+
+
+def test_same_seed_same_parameter_sequence(tmp_path: Path, monkeypatch, ray_local: None) -> None:
+    sequences = []
+    for attempt in ("one", "two"):
+        folder = tmp_path / attempt
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        write(folder / "objective.py", OBJECTIVE)
+        # TPE's first 10 trials and the random sampler are deterministic whatever the completion order.
+        run_group_inprocess(group_file(folder / "g.json", sampler="tpe", num_trials=8))
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+        import optuna
+
+        study = optuna.load_study(
+            study_name="g",
+            storage=JournalStorage(JournalFileBackend(str(folder / "optuna-studies.journal"))),
+        )
+        sequences.append([(t.number, t.params) for t in study.trials])
+    assert sequences[0] == sequences[1]
+    assert len({round(p["x"], 12) for _, p in sequences[0]}) == 8
+
+
+FAILING = """
+import os, time
+from ml_experiment import job
+
+@job
+def main(i: int = 0):
+    if i == 1:
+        raise ValueError("trial one is broken")
+    if i == 2:
+        os._exit(1)
+    if i == 3:
+        time.sleep(60)
+    if i == 4:
+        return {"other": 1.0}
+    return {"y": float(i)}
+"""
+
+
+def test_failures_are_recorded_and_the_group_goes_on(workdir: Path, ray_local: None) -> None:
+    write(workdir / "objective.py", FAILING)
+    job = group_file(
+        workdir / "g.json",
+        name="failing",
+        num_trials=7,
+        sampler="grid",
+        param_space={"i": "range(0, 7)"},
+        timeout_per_trial=8,
+    )
+    outcome = run_group_inprocess(job)
+    assert outcome.counts == {"complete": 3, "fail": 4, "pruned": 0}
+    parent, children = split_runs(workdir, "failing")
+    by_i = {int(c.data.params["i"]): c for c in children}
+    assert sorted(by_i) == list(range(7))
+    for i in (0, 5, 6):
+        assert by_i[i].info.status == "FINISHED"
+    errors = {i: by_i[i].data.tags.get("error", "") for i in (1, 2, 3, 4)}
+    assert all(by_i[i].info.status == "FAILED" for i in errors)
+    assert "ValueError: trial one is broken" in errors[1]
+    assert "worker process died" in errors[2]
+    assert "timed out" in errors[3] and "timeout_per_trial=8" in errors[3]
+    assert "'y' was not returned" in errors[4] and "other" in errors[4]
+    tb = artifact_text(client(workdir), by_i[1].info.run_id, "error/traceback.txt")
+    assert "trial one is broken" in tb
+    assert parent.data.metrics["trials_failed"] == 4
+
+
+PRUNED = """
+from ml_experiment import job, Trial
+
+@job
+def main(quality: float = 0.0, use_trial: bool = False):
+    for step in range(8):
+        value = quality * (step + 1)
+        if use_trial:
+            trial = Trial.get_current()
+            trial.report(value, step)
+            if trial.should_prune():
+                import optuna
+                raise optuna.TrialPruned()
+            continue
+        yield {"acc": value}
+    return {"acc": quality * 8}
+"""
+
+
+@pytest.mark.parametrize("use_trial", [False, True])
+def test_pruning_reaches_the_pruner_from_parallel_trials(
+    workdir: Path, ray_local: None, use_trial: bool
+) -> None:
+    write(workdir / "objective.py", PRUNED)
+    job = group_file(
+        workdir / "g.json",
+        name="pruned",
+        num_trials=14,
+        sampler="random",
+        pruner="median",
+        params={"use_trial": use_trial},
+        param_space={"quality": "uniform(0, 1)"},
+        metric={"name": "acc", "direction": "maximize"},
+    )
+    outcome = run_group_inprocess(job)
+    assert outcome.counts["pruned"] >= 1, outcome.counts
+    assert outcome.counts["fail"] == 0
+    _, children = split_runs(workdir, "pruned")
+    pruned = [c for c in children if c.data.tags["ml_experiment.trial_state"] == "pruned"]
+    assert len(pruned) == outcome.counts["pruned"]
+    assert all(c.info.status == "KILLED" for c in pruned)
+
+
+SHARED = """
+import os
+from pathlib import Path
+import numpy as np
+from ml_experiment import DataLoader, job
+
+HERE = Path(__file__).parent
+
+class Arrays(DataLoader):
+    @classmethod
+    def load_data(cls):
+        with (HERE / "loads.txt").open("a") as f:
+            f.write(f"{os.getpid()}\\n")
+        return {"X": np.arange(1_000_000, dtype=np.float64), "name": "demo"}
+
+@job(data_loader=Arrays)
+def main(k: int = 0):
+    data = Arrays.load_data()
+    X = data["X"]
+    return {"sum": float(X[: k + 1].sum()), "zero_copy": float(not X.flags.writeable)}
+"""
+
+
+def test_data_loader_runs_once_and_is_shared(workdir: Path, ray_local: None) -> None:
+    write(workdir / "objective.py", SHARED)
+    job = group_file(
+        workdir / "g.json",
+        name="shared",
+        num_trials=6,
+        param_space={"k": "range(0, 100)"},
+        metric={"name": "sum", "direction": "maximize"},
+    )
+    run_group_inprocess(job)
+    assert (workdir / "loads.txt").read_text().splitlines() == [str(os.getpid())]
+    parent, children = split_runs(workdir, "shared")
+    fp = parent.data.tags["data.fingerprint.Arrays"]
+    assert len(fp) == 64
+    for c in children:
+        assert c.data.tags["data.fingerprint.Arrays"] == fp
+        # Read-only: the array is a view of the object store, not a copy.
+        assert c.data.metrics["zero_copy"] == 1.0
+
+
+def test_existing_study_needs_resume(workdir: Path, ray_local: None) -> None:
+    from ml_experiment.exceptions import ConfigError
+
+    write(workdir / "objective.py", OBJECTIVE)
+    job = group_file(workdir / "g.json", name="twice", num_trials=2)
+    run_group_inprocess(job)
+    with pytest.raises(ConfigError, match="--resume"):
+        run_group_inprocess(job)
+    assert len(all_runs(client(workdir), "twice")) == 3
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_sigkill_then_resume(tmp_path: Path) -> None:
+    folder = tmp_path / "resume"
+    folder.mkdir()
+    write(folder / "objective.py", OBJECTIVE)
+    job = group_file(
+        folder / "g.json",
+        name="resumable",
+        num_trials=30,
+        sampler="tpe",
+        params={"pause": 0.4},
+        ray_config={"num_cpus": 2},
+    )
+    cli = [str(Path(sys.executable).parent / "ml-experiment"), "run", str(job)]
+    proc = subprocess.Popen(
+        cli, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        deadline = time.time() + 120
+        while len(evaluations(folder)) < 8 and time.time() < deadline:
+            time.sleep(0.1)
+        assert len(evaluations(folder)) >= 8, "the group did not start"
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    before = evaluations(folder)
+    assert len(before) < 30
+
+    res = run_cli("run", str(job), cwd=folder)
+    assert res.returncode == 2 and "--resume" in res.stderr
+
+    res = run_cli("run", str(job), "--resume", cwd=folder)
+    assert res.returncode == 0, res.stderr
+
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+    from optuna.trial import TrialState
+
+    study = optuna.load_study(
+        study_name="resumable",
+        storage=JournalStorage(JournalFileBackend(str(folder / "optuna-studies.journal"))),
+    )
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    interrupted = [t for t in study.trials if t.user_attrs.get("ml_experiment.interrupted")]
+    assert len(complete) == 30
+    assert all(t.state == TrialState.FAIL for t in interrupted)
+    parent, children = split_runs(folder, "resumable")
+    finished = [c for c in children if c.info.status == "FINISHED"]
+    failed = [c for c in children if c.info.status == "FAILED"]
+    assert len(finished) == 30
+    assert len(failed) == len(interrupted)
+    assert all("interrupted" in c.data.tags["error"] for c in failed)
+    assert parent.info.status == "FINISHED" and parent.data.metrics["trials_complete"] == 30
+    # No parameter set evaluated twice, except those that were running when the driver died.
+    seen: dict[tuple, int] = {}
+    for e in evaluations(folder):
+        key = (round(e["x"], 12), e["kind"])
+        seen[key] = seen.get(key, 0) + 1
+    twice = {k for k, n in seen.items() if n > 1}
+    interrupted_keys = {(round(t.params["x"], 12), t.params["kind"]) for t in interrupted}
+    assert twice <= interrupted_keys
+    assert len(seen) == 30
+
+
+@pytest.fixture
+def ray_head(tmp_path: Path):
+    """A real Ray cluster: ``ray start --head`` on 127.0.0.1, stopped by its process group."""
+    port = _free_port()
+    temp = tempfile.mkdtemp(prefix="mlx-head-")
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    proc = subprocess.Popen(
+        [
+            ray_bin, "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+            f"--port={port}", "--num-cpus=2", f"--temp-dir={temp}", "--include-dashboard=false",
+            "--disable-usage-stats",
+        ],  # fmt: skip
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.5)
+        else:
+            pytest.fail("ray start --head did not open its port")
+        yield f"127.0.0.1:{port}", env
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        import shutil
+
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_group_joins_a_ray_cluster(tmp_path: Path, ray_head) -> None:
+    address, env = ray_head
+    folder = tmp_path / "cluster"
+    folder.mkdir()
+    write(folder / "objective.py", OBJECTIVE)
+    job = group_file(folder / "g.json", name="on-cluster", num_trials=6, ray_config={"address": address})
+    res = run_cli("run", str(job), cwd=folder, env=env)
+    assert res.returncode == 0, res.stderr
+    parent, children = split_runs(folder, "on-cluster")
+    assert parent.info.status == "FINISHED"
+    assert len([c for c in children if c.info.status == "FINISHED"]) == 6
