@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import (
     EXAMPLES,
     all_runs,
@@ -273,7 +272,12 @@ def test_generator_yields_are_steps_and_artifacts_logged(workdir: Path) -> None:
     c = client(workdir)
     run = _only_run(workdir, "gen")
     history = c.get_metric_history(run.info.run_id, "loss")
-    assert [(m.step, round(m.value, 3)) for m in history] == [(0, 1.0), (1, 0.5), (2, 0.333), (2, 0.1)]
+    assert [(m.step, round(m.value, 3)) for m in history] == [
+        (0, 1.0),
+        (1, 0.5),
+        (2, 0.333),
+        (2, 0.1),
+    ]
     assert "model/model.txt" in artifact_paths(c, run.info.run_id)
 
 

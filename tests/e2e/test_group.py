@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import all_runs, artifact_text, client, run_cli, write
 
 pytestmark = pytest.mark.slow
@@ -81,7 +80,9 @@ def test_group_on_local_ray_records_parent_and_children(workdir: Path, ray_local
     parent, children = split_runs(workdir, "g")
     assert parent.info.status == "FINISHED"
     assert len(children) == 8 and all(c.info.status == "FINISHED" for c in children)
-    assert sorted(int(c.data.tags["ml_experiment.trial_number"]) for c in children) == list(range(8))
+    assert sorted(int(c.data.tags["ml_experiment.trial_number"]) for c in children) == list(
+        range(8)
+    )
     best = min(children, key=lambda c: c.data.metrics["y"])
     pm = parent.data.metrics
     assert pm["trials_complete"] == 8 and pm["trials_failed"] == 0 and pm["total_time_s"] > 0
@@ -96,9 +97,9 @@ def test_group_on_local_ray_records_parent_and_children(workdir: Path, ray_local
         assert set(c.data.params) == {"x", "kind", "pause"}
         assert c.data.tags["ml_experiment.trial_state"] == "complete"
         assert c.data.tags["seed"] == c.data.tags["seed.random"]
-    assert json.loads(artifact_text(client(workdir), parent.info.run_id, "best_trial.json"))["number"] == (
-        int(pm["best_trial_number"])
-    )
+    assert json.loads(artifact_text(client(workdir), parent.info.run_id, "best_trial.json"))[
+        "number"
+    ] == (int(pm["best_trial_number"]))
     # Both Ray workers took trials (dynamic scheduling over 2 slots).
     assert len({e["pid"] for e in evaluations(workdir)}) == 2
 
@@ -112,9 +113,9 @@ def test_same_seed_same_parameter_sequence(tmp_path: Path, monkeypatch, ray_loca
         write(folder / "objective.py", OBJECTIVE)
         # TPE's first 10 trials and the random sampler are deterministic whatever the completion order.
         run_group_inprocess(group_file(folder / "g.json", sampler="tpe", num_trials=8))
+        import optuna
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
-        import optuna
 
         study = optuna.load_study(
             study_name="g",
@@ -288,7 +289,11 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
     )
     cli = [str(Path(sys.executable).parent / "ml-experiment"), "run", str(job)]
     proc = subprocess.Popen(
-        cli, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        cli,
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         deadline = time.time() + 120
@@ -349,10 +354,17 @@ def ray_head(tmp_path: Path):
     ray_bin = str(Path(sys.executable).parent / "ray")
     proc = subprocess.Popen(
         [
-            ray_bin, "start", "--head", "--block", "--node-ip-address=127.0.0.1",
-            f"--port={port}", "--num-cpus=2", f"--temp-dir={temp}", "--include-dashboard=false",
+            ray_bin,
+            "start",
+            "--head",
+            "--block",
+            "--node-ip-address=127.0.0.1",
+            f"--port={port}",
+            "--num-cpus=2",
+            f"--temp-dir={temp}",
+            "--include-dashboard=false",
             "--disable-usage-stats",
-        ],  # fmt: skip
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -385,7 +397,9 @@ def test_group_joins_a_ray_cluster(tmp_path: Path, ray_head) -> None:
     folder = tmp_path / "cluster"
     folder.mkdir()
     write(folder / "objective.py", OBJECTIVE)
-    job = group_file(folder / "g.json", name="on-cluster", num_trials=6, ray_config={"address": address})
+    job = group_file(
+        folder / "g.json", name="on-cluster", num_trials=6, ray_config={"address": address}
+    )
     res = run_cli("run", str(job), cwd=folder, env=env)
     assert res.returncode == 0, res.stderr
     parent, children = split_runs(folder, "on-cluster")

@@ -21,7 +21,9 @@ class Callback:
     def on_job_start(self, config: Any, **kwargs: Any) -> None:
         """The job is about to run (its runs are created)."""
 
-    def on_job_end(self, config: Any, exception: BaseException | None = None, **kwargs: Any) -> None:
+    def on_job_end(
+        self, config: Any, exception: BaseException | None = None, **kwargs: Any
+    ) -> None:
         """The job ended; ``exception`` is set when it failed."""
 
     def on_trial_start(

@@ -27,22 +27,38 @@ def _opt(*names: str, help: str, **kw: Any) -> Any:
 
 @app.command("run")
 def run(
-    config: Annotated[str | None, typer.Argument(help="Job file (YAML or JSON), or a script.")] = None,
-    scripts: Annotated[list[str] | None, typer.Argument(help="Scripts to run (override `run:`).")] = None,
-    config_file: Annotated[str | None, _opt("--config_file", "--config-file", help="Job file.")] = None,
+    config: Annotated[
+        str | None, typer.Argument(help="Job file (YAML or JSON), or a script.")
+    ] = None,
+    scripts: Annotated[
+        list[str] | None, typer.Argument(help="Scripts to run (override `run:`).")
+    ] = None,
+    config_file: Annotated[
+        str | None, _opt("--config_file", "--config-file", help="Job file.")
+    ] = None,
     name: Annotated[str | None, _opt("--name", help="Job name.")] = None,
     kind: Annotated[str | None, _opt("--kind", help="job | experiment | group.")] = None,
-    params: Annotated[str | None, _opt("--params", help="Params: JSON/YAML dict or a file.")] = None,
+    params: Annotated[
+        str | None, _opt("--params", help="Params: JSON/YAML dict or a file.")
+    ] = None,
     param_space: Annotated[
         str | None, _opt("--param_space", "--param-space", help="Search space: dict or file.")
     ] = None,
-    num_trials: Annotated[int | None, _opt("--num_trials", "--num-trials", help="Trials of a group.")] = None,
+    num_trials: Annotated[
+        int | None, _opt("--num_trials", "--num-trials", help="Trials of a group.")
+    ] = None,
     timeout_per_trial: Annotated[
         float | None, _opt("--timeout_per_trial", "--timeout-per-trial", help="Seconds per trial.")
     ] = None,
-    sampler: Annotated[str | None, _opt("--sampler", help="tpe, random, cmaes, gp, qmc, grid, nsga2.")] = None,
-    pruner: Annotated[str | None, _opt("--pruner", help="hyperband, sha, median, percentile, none.")] = None,
-    metric_key: Annotated[str | None, _opt("--metric_key", "--metric-key", help="Metric to optimise.")] = None,
+    sampler: Annotated[
+        str | None, _opt("--sampler", help="tpe, random, cmaes, gp, qmc, grid, nsga2.")
+    ] = None,
+    pruner: Annotated[
+        str | None, _opt("--pruner", help="hyperband, sha, median, percentile, none.")
+    ] = None,
+    metric_key: Annotated[
+        str | None, _opt("--metric_key", "--metric-key", help="Metric to optimise.")
+    ] = None,
     metric_direction: Annotated[
         str | None, _opt("--metric_direction", "--metric-direction", help="maximize | minimize.")
     ] = None,
@@ -50,7 +66,9 @@ def run(
     tracking_uri: Annotated[
         str | None, _opt("--tracking_uri", "--tracking-uri", help="Knowledge center URI.")
     ] = None,
-    docker_image: Annotated[str | None, _opt("--docker_image", "--docker-image", help="Image.")] = None,
+    docker_image: Annotated[
+        str | None, _opt("--docker_image", "--docker-image", help="Image.")
+    ] = None,
     dockerfile: Annotated[str | None, _opt("--dockerfile", help="Dockerfile path.")] = None,
     docker_context: Annotated[
         str | None, _opt("--docker_context", "--docker-context", help="Build context.")
@@ -58,7 +76,9 @@ def run(
     docker_build_args: Annotated[
         str | None, _opt("--docker_build_args", "--docker-build-args", help="Build args dict.")
     ] = None,
-    ray_config: Annotated[str | None, _opt("--ray_config", "--ray-config", help="ray.init options dict.")] = None,
+    ray_config: Annotated[
+        str | None, _opt("--ray_config", "--ray-config", help="ray.init options dict.")
+    ] = None,
     resume: Annotated[bool, _opt("--resume", help="Continue an interrupted group.")] = False,
 ) -> None:
     """Run a job file (or scripts): an untracked job, one experiment, or a group search."""
@@ -113,7 +133,9 @@ def run(
 
 @app.command("ui")
 def ui(
-    config: Annotated[str | None, typer.Argument(help="A job file whose tracking_uri to use.")] = None,
+    config: Annotated[
+        str | None, typer.Argument(help="A job file whose tracking_uri to use.")
+    ] = None,
     host: Annotated[str, _opt("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, _opt("--port", help="Port.")] = 5000,
     tracking_uri: Annotated[
@@ -130,7 +152,9 @@ def ui(
         uri = load_config(config).tracking_uri
     kc = KnowledgeCenter.resolve(uri)
     if kc.tracking_uri.startswith(("http://", "https://")):
-        print(f"The knowledge center is the MLflow server at {kc.tracking_uri}: open it in a browser.")
+        print(
+            f"The knowledge center is the MLflow server at {kc.tracking_uri}: open it in a browser."
+        )
         return
     cmd = [
         sys.executable, "-m", "mlflow", "server",

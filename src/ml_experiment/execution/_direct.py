@@ -21,7 +21,9 @@ def parse_flags(argv: list[str], job_fn: JobFunction) -> dict[str, Any]:
     while i < len(argv):
         arg = argv[i]
         if not arg.startswith("--") or arg == "--":
-            raise ConfigError(f"unexpected argument {arg!r}; use --<parameter> <value>", source="command line")
+            raise ConfigError(
+                f"unexpected argument {arg!r}; use --<parameter> <value>", source="command line"
+            )
         key, eq, value = arg[2:].partition("=")
         if not eq:
             if i + 1 >= len(argv) or argv[i + 1].startswith("--"):

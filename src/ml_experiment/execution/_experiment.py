@@ -167,7 +167,9 @@ def _run_tracked(
                     )
                     for name, path in artifacts.items():
                         if not Path(path).exists():
-                            raise ExecutionError(f"artifact {name!r}: no such file or folder {path!r}")
+                            raise ExecutionError(
+                                f"artifact {name!r}: no such file or folder {path!r}"
+                            )
                         tracker.log_artifact(run_id, path, _artifact_dir(name, path))
                 finally:
                     seeds = recorder.recorded()

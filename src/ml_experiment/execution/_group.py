@@ -186,7 +186,9 @@ class GroupRunner:
             # A resumed sampler seeded as at the start would propose the same values again.
             from ml_experiment.tracking.seeds import derive_seed
 
-            done = len(optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False))
+            done = len(
+                optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+            )
             seed = derive_seed(seed, 1_000_000 + done)
         sampler = build_sampler(
             self.config.sampler,
@@ -262,31 +264,44 @@ class GroupRunner:
         tags.update(result.seeds)
         if result.error:
             tags["error"] = scrub(result.error, self.secrets)[:5000]
-        run_id = self.tracker.create_run(
-            self.config.name,
-            run_name=f"trial-{frozen.number}",
-            tags=tags,
-            parent_run_id=self.parent_run_id,
-            start_time=result.started or None,
-        )
+        logged_params = redact_params(params)
+        if result.run_id:  # opened by the worker (autologging)
+            run_id = result.run_id
+            self.tracker.log(run_id, tags=tags)
+            # Autologging may have logged a same-named param already; MLflow params are write-once.
+            existing = self.tracker.client.get_run(run_id).data.params
+            logged_params = {k: v for k, v in logged_params.items() if k not in existing}
+        else:
+            run_id = self.tracker.create_run(
+                self.config.name,
+                run_name=f"trial-{frozen.number}",
+                tags=tags,
+                parent_run_id=self.parent_run_id,
+                start_time=result.started or None,
+            )
         metrics = final_metrics(result.metrics, result.steps[-1][1] if result.steps else None)
         if result.ended and result.started:
             metrics["duration_s"] = result.ended - result.started
         self.tracker.log(
             run_id,
-            params=redact_params(params),
+            params=logged_params,
             metrics=metrics,
             step=result.steps[-1][0] if result.steps else 0,
             steps=result.steps,
         )
         if result.traceback:
-            self.tracker.log_text(run_id, scrub(result.traceback, self.secrets), "error/traceback.txt")
+            self.tracker.log_text(
+                run_id, scrub(result.traceback, self.secrets), "error/traceback.txt"
+            )
         for name, path in result.artifacts.items():
             if Path(path).exists():
                 self.tracker.log_artifact(run_id, path, name if Path(path).is_dir() else None)
         self.tracker.end_run(run_id, _MLFLOW_STATUS[result.state], end_time=result.ended or None)
         self.callbacks(
-            "on_info_logged", config=self.config, metrics=metrics, artifacts=result.artifacts,
+            "on_info_logged",
+            config=self.config,
+            metrics=metrics,
+            artifacts=result.artifacts,
             trial=frozen,
         )
 
@@ -296,17 +311,24 @@ class GroupRunner:
         from optuna.trial import TrialState
 
         recorded = {
-            r.data.tags.get(TAG_TRIAL) for r in self.tracker.child_runs(self.config.name, self.parent_run_id)
+            r.data.tags.get(TAG_TRIAL)
+            for r in self.tracker.child_runs(self.config.name, self.parent_run_id)
         }
         storage = study._storage
         for t in study.get_trials(deepcopy=False):
+            error: str | None
             if t.state == TrialState.RUNNING:
                 storage.set_trial_user_attr(t._trial_id, ATTR_INTERRUPTED, True)
                 storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
                 study.enqueue_trial(t.params, user_attrs={"ml_experiment.rerun_of": t.number})
-                state, error = "fail", "interrupted: the driver stopped while this trial ran; re-queued"
+                state, error = (
+                    "fail",
+                    "interrupted: the driver stopped while this trial ran; re-queued",
+                )
             elif t.state.is_finished() and str(t.number) not in recorded:
-                state = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned"}.get(t.state, "fail")
+                state = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned"}.get(
+                    t.state, "fail"
+                )
                 error = t.user_attrs.get(ATTR_ERROR)
             else:
                 continue
@@ -316,7 +338,9 @@ class GroupRunner:
             if state == "complete" and t.values:
                 metrics = dict(zip((m.name for m in self.metrics), t.values, strict=False))
             start = t.datetime_start.timestamp() if t.datetime_start else time.time()
-            result = TrialResult(state=state, metrics=metrics, error=error, started=start, ended=time.time())
+            result = TrialResult(
+                state=state, metrics=metrics, error=error, started=start, ended=time.time()
+            )
             self.record_trial(t, self.user_params(t.params), result, None)
 
     def done_count(self, study: optuna.Study) -> int:
@@ -334,9 +358,13 @@ class GroupRunner:
 
     # -- the loop --------------------------------------------------------------------------
     def user_params(self, flat_values: dict[str, Any]) -> dict[str, Any]:
-        searched = unflatten_params(self.space, {k: v for k, v in flat_values.items() if k in self.flat})
+        searched = unflatten_params(
+            self.space, {k: v for k, v in flat_values.items() if k in self.flat}
+        )
         given = {**self.config.params, **searched}
-        return bind_params(self.job_fn.signature, given, fn_name=self.job_fn.name, source=self.config.source)
+        return bind_params(
+            self.job_fn.signature, given, fn_name=self.job_fn.name, source=self.config.source
+        )
 
     def run(self) -> GroupOutcome:
         from ml_experiment.tracking.console import ConsoleCapture
@@ -356,7 +384,9 @@ class GroupRunner:
                         self.recover(study)
                     done = self.done_count(study)
                     progress.start(done, self.counts)
-                    self.callbacks("on_job_start", config=self.config, run_id=self.parent_run_id, study=study)
+                    self.callbacks(
+                        "on_job_start", config=self.config, run_id=self.parent_run_id, study=study
+                    )
                     try:
                         self._loop(study, self.config.num_trials - done, progress)
                     finally:
@@ -372,7 +402,9 @@ class GroupRunner:
                 f"group {self.config.name!r}: all {self.counts['fail']} trials failed; see run "
                 f"{self.parent_run_id} in the knowledge center"
             )
-        return GroupOutcome(self.parent_run_id, self.config.name, dict(self.counts), self._best(study))
+        return GroupOutcome(
+            self.parent_run_id, self.config.name, dict(self.counts), self._best(study)
+        )
 
     def _data_ref(self) -> list[Any] | None:
         loader = self.job_fn.options.data_loader
@@ -390,7 +422,6 @@ class GroupRunner:
         return [ref]
 
     def _loop(self, study: optuna.Study, to_run: int, progress: GroupProgress) -> None:
-        import optuna
         import ray
 
         from ml_experiment.tracking.seeds import derive_seed
@@ -403,6 +434,9 @@ class GroupRunner:
         slots = _slots(self.config)
         data_ref = self._data_ref()
         timeout = self.config.timeout_per_trial
+        live_run = None
+        if self.job_fn.options.autologging_backends:
+            live_run = (self.kc, self.config.name, self.parent_run_id)
         pending: dict[Any, tuple[optuna.Trial, dict[str, Any], int | None, float]] = {}
         dispatched = 0
 
@@ -410,7 +444,11 @@ class GroupRunner:
             nonlocal dispatched
             trial = study.ask(self.distributions)
             params = self.user_params(trial.params)
-            seed = derive_seed(self.config.seed, trial.number) if self.config.seed is not None else None
+            seed = (
+                derive_seed(self.config.seed, trial.number)
+                if self.config.seed is not None
+                else None
+            )
             spec = TrialSpec(
                 script=str(self.script),
                 fn_name=self.job_fn.name,
@@ -424,6 +462,7 @@ class GroupRunner:
                 metric_names=[m.name for m in self.metrics],
                 log_seeds=self.job_fn.options.log_seeds,
                 data_ref=data_ref,
+                live_run=live_run,
             )
             self.callbacks("on_trial_start", config=self.config, trial=trial, sampled_params=params)
             pending[remote.remote(spec)] = (trial, params, seed, time.time())
@@ -452,7 +491,10 @@ class GroupRunner:
                     trial, params, seed, t0 = pending.pop(ref)
                     finished.append((trial, params, seed, self._result(ref, t0, ref in expired)))
                 # Tell the study and refill the free workers before the slower MLflow writes.
-                told = [(self._tell(study, trial, r), params, r, seed) for trial, params, seed, r in finished]
+                told = [
+                    (self._tell(study, trial, r), params, r, seed)
+                    for trial, params, seed, r in finished
+                ]
                 while len(pending) < slots and dispatched < to_run:
                     dispatch()
                 for frozen, params, result, seed in told:
@@ -461,7 +503,9 @@ class GroupRunner:
                         "on_trial_end",
                         config=self.config,
                         trial=frozen,
-                        metric=frozen.values[0] if frozen.values and len(frozen.values) == 1 else frozen.values,
+                        metric=frozen.values[0]
+                        if frozen.values and len(frozen.values) == 1
+                        else frozen.values,
                         exception=result.error if result.state == "fail" else None,
                         duration=result.ended - result.started if result.started else None,
                     )
@@ -484,7 +528,8 @@ class GroupRunner:
                 ended=now,
             )
         try:
-            return ray.get(ref)  # type: ignore[no-any-return]
+            result: TrialResult = ray.get(ref)
+            return result
         except ray.exceptions.RayError as exc:
             text = str(exc).strip()
             first = text.splitlines()[0] if text else ""
@@ -509,7 +554,9 @@ class GroupRunner:
             value = values[0] if len(values) == 1 else None
             if value is not None:
                 better = self.best_value is None or (
-                    value > self.best_value if self.metrics[0].direction == "maximize" else value < self.best_value
+                    value > self.best_value
+                    if self.metrics[0].direction == "maximize"
+                    else value < self.best_value
                 )
                 if better:
                     self.best_value = value
@@ -536,7 +583,9 @@ class GroupRunner:
             for t in best
         ]
 
-    def _finish(self, study: optuna.Study, started: float, console_path: Path, error: BaseException | None) -> None:
+    def _finish(
+        self, study: optuna.Study, started: float, console_path: Path, error: BaseException | None
+    ) -> None:
         from ml_experiment.tracking._capture import scrub
 
         duration = time.time() - started
@@ -563,7 +612,9 @@ class GroupRunner:
             self.tracker.log_text(run_id, json.dumps(b, indent=2, default=str), "best_trial.json")
         elif best:
             tags["pareto_front_size"] = len(best)
-            self.tracker.log_text(run_id, json.dumps(best, indent=2, default=str), "pareto_front.json")
+            self.tracker.log_text(
+                run_id, json.dumps(best, indent=2, default=str), "pareto_front.json"
+            )
         if self.callbacks.failures:
             tags["callbacks.failed"] = "; ".join(self.callbacks.failures)[:5000]
         if error is not None:
@@ -572,7 +623,11 @@ class GroupRunner:
         if console_path.exists():
             text = console_path.read_text(encoding="utf-8", errors="replace")
             self.tracker.log_text(run_id, scrub(text, self.secrets), "logs/console.log")
-        status = "FINISHED" if error is None else ("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+        status = (
+            "FINISHED"
+            if error is None
+            else ("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+        )
         self.tracker.end_run(run_id, status)
         b0 = best[0] if len(best) == 1 else None
         self.callbacks(
@@ -580,7 +635,9 @@ class GroupRunner:
             config=self.config,
             exception=error,
             duration=duration,
-            best_value=(next(iter(b0["values"].values())) if b0 else [b["values"] for b in best] or None),
+            best_value=(
+                next(iter(b0["values"].values())) if b0 else [b["values"] for b in best] or None
+            ),
             best_params=b0["params"] if b0 else None,
             run_id=run_id,
             study=study,
@@ -588,6 +645,8 @@ class GroupRunner:
         )
 
 
-def run_group(config: Any, job_fn: JobFunction, *, script: Path, resume: bool = False) -> GroupOutcome:
+def run_group(
+    config: Any, job_fn: JobFunction, *, script: Path, resume: bool = False
+) -> GroupOutcome:
     """Run (or with ``resume`` continue) the group described by ``config``."""
     return GroupRunner(config, job_fn, script, resume=resume).run()

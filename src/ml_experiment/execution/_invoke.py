@@ -71,12 +71,16 @@ def split_result(value: Any) -> tuple[dict[str, float], dict[str, str]]:
     if isinstance(value, tuple) and len(value) == 2:
         metrics, artifacts = value
         if metrics is not None and not isinstance(metrics, Mapping):
-            raise ExecutionError(f"the metrics returned must be a dict, got {type(metrics).__name__}")
+            raise ExecutionError(
+                f"the metrics returned must be a dict, got {type(metrics).__name__}"
+            )
         if artifacts is not None and not isinstance(artifacts, Mapping):
             raise ExecutionError(
                 f"the artifacts returned must be a dict of name -> path, got {type(artifacts).__name__}"
             )
-        return numeric_metrics(metrics or {}), {str(k): str(v) for k, v in (artifacts or {}).items()}
+        return numeric_metrics(metrics or {}), {
+            str(k): str(v) for k, v in (artifacts or {}).items()
+        }
     raise ExecutionError(
         "a job must return None, a metrics dict, or a (metrics, artifacts) tuple; "
         f"got {type(value).__name__}"
@@ -98,7 +102,7 @@ def invoke(
     if not inspect.isgenerator(out):
         metrics, artifacts = split_result(out)
         return metrics, artifacts, 0
-    step, last = 0, {}
+    step, last = 0, dict[str, float]()
     while True:
         try:
             item = next(out)
@@ -109,14 +113,18 @@ def invoke(
             continue
         if not isinstance(item, Mapping):
             out.close()
-            raise ExecutionError(f"a job generator must yield metrics dicts, got {type(item).__name__}")
+            raise ExecutionError(
+                f"a job generator must yield metrics dicts, got {type(item).__name__}"
+            )
         last = numeric_metrics(item, where=f"step {step}")
         if on_step is not None:
             on_step(step, last)
         step += 1
 
 
-def final_metrics(metrics: Mapping[str, float], last_step: Mapping[str, float] | None) -> dict[str, float]:
+def final_metrics(
+    metrics: Mapping[str, float], last_step: Mapping[str, float] | None
+) -> dict[str, float]:
     """The final metrics not already logged, with the same value, by the last yielded step."""
     if not last_step:
         return dict(metrics)

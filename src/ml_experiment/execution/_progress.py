@@ -26,7 +26,13 @@ class GroupProgress:
         if not self.enabled:
             return
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
@@ -45,9 +51,7 @@ class GroupProgress:
             return
         done = sum(counts.values())
         best_text = "-" if best is None else f"{best:.6g}"
-        status = (
-            f"running {running}  failed {counts['fail']}  pruned {counts['pruned']}  best {best_text}"
-        )
+        status = f"running {running}  failed {counts['fail']}  pruned {counts['pruned']}  best {best_text}"
         self._progress.update(self._task, completed=done, status=status)
 
     def stop(self) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +38,9 @@ class TrialSpec:
     log_seeds: bool = True
     # Wrapped in a list so Ray passes the reference instead of resolving it on submission.
     data_ref: list[Any] | None = None
+    # Set when the job autologs: the worker then opens the child run itself, so MLflow's
+    # autologging has an active run to write to. (knowledge center, experiment name, parent run)
+    live_run: tuple[Any, str, str] | None = None
 
 
 @dataclass
@@ -50,6 +55,7 @@ class TrialResult:
     started: float = 0.0
     ended: float = 0.0
     pid: int = 0
+    run_id: str | None = None  # the child run, when the worker opened it
 
 
 class _Nested:
@@ -69,6 +75,32 @@ def _job_function(spec: TrialSpec) -> JobFunction:
             sys.path.insert(0, str(script.parent))
         fn = _JOBS[key] = load_job_function(script, spec.fn_name)
     return fn
+
+
+@contextlib.contextmanager
+def _live_run(spec: TrialSpec, job_fn: JobFunction, result: TrialResult) -> Iterator[None]:
+    """Open the trial's child run here, with autologging on, when the job asked for autologging."""
+    if spec.live_run is None or not job_fn.options.autologging_backends:
+        yield
+        return
+    import mlflow
+
+    from ml_experiment.integrations._autolog import disable_autologging, enable_autologging
+    from ml_experiment.tracking._mlflow import MLflowTracker
+
+    kc, experiment, parent = spec.live_run
+    tracker = MLflowTracker(kc)
+    result.run_id = tracker.create_run(
+        experiment, run_name=f"trial-{spec.number}", parent_run_id=parent, start_time=time.time()
+    )
+    mlflow.set_tracking_uri(kc.tracking_uri)
+    backends = job_fn.options.autologging_backends
+    with mlflow.start_run(run_id=result.run_id):
+        enable_autologging(backends)
+        try:
+            yield
+        finally:
+            disable_autologging(backends)
 
 
 def _is_pruned(exc: BaseException) -> bool:
@@ -112,10 +144,13 @@ def execute_trial(spec: TrialSpec) -> TrialResult:
     recorder = SeedRecorder(seed=spec.seed)
     result.started = time.time()
     try:
-        with recorder:
+        with recorder, _live_run(spec, job_fn, result):
             metrics, artifacts, _ = invoke(job_fn.fn, spec.params, on_step=on_step)
         missing = [m for m in spec.metric_names if m not in metrics]
-        result.metrics, result.artifacts = metrics, {k: str(Path(v).resolve()) for k, v in artifacts.items()}
+        result.metrics, result.artifacts = (
+            metrics,
+            {k: str(Path(v).resolve()) for k, v in artifacts.items()},
+        )
         if missing:
             returned = ", ".join(sorted(metrics)) or "no metrics"
             result.state = "fail"

@@ -64,7 +64,7 @@ def _ask_tell_grid_sampler() -> type:
     return AskTellGridSampler
 
 
-def _AskTellGridSampler(grid: dict[str, list[Any]], *, seed: int | None) -> Any:  # noqa: N802
+def _AskTellGridSampler(grid: dict[str, list[Any]], *, seed: int | None) -> Any:
     return _ask_tell_grid_sampler()(grid, seed=seed)
 
 

@@ -55,4 +55,4 @@ class Trial:
                 "Trial.get_current() is only available inside a group trial (kind: group); "
                 "this code is running as a single experiment"
             )
-        return ctx.trial()  # type: ignore[no-any-return]
+        return ctx.trial()

@@ -5,13 +5,13 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from collections.abc import Iterable
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 from ml_experiment.exceptions import ConfigError
 
 
-class AutologgingBackend(str, Enum):
+class AutologgingBackend(StrEnum):
     """Frameworks whose MLflow autologging ``@job(autologging_backends=...)`` can enable."""
 
     XGBOOST = "xgboost"
@@ -66,10 +66,10 @@ def enable_autologging(backends: Iterable[AutologgingBackend]) -> None:
     """Switch on autologging for ``backends`` in this process (logs to the active MLflow run)."""
     for backend in backends:
         module = importlib.import_module(_FLAVORS[backend])
-        module.autolog(log_models=True, silent=True)  # type: ignore[attr-defined]
+        module.autolog(log_models=True, silent=True)
 
 
 def disable_autologging(backends: Iterable[AutologgingBackend]) -> None:
     for backend in backends:
         module = importlib.import_module(_FLAVORS[backend])
-        module.autolog(disable=True, silent=True)  # type: ignore[attr-defined]
+        module.autolog(disable=True, silent=True)

@@ -26,7 +26,9 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def context_tags(source_file: str | None, *, system_info: bool) -> tuple[dict[str, str], str | None]:
+def context_tags(
+    source_file: str | None, *, system_info: bool
+) -> tuple[dict[str, str], str | None]:
     """Tags for code version, software and hardware, plus the uncommitted-changes patch."""
     tags: dict[str, str] = {TAG_SOURCE_TYPE: "LOCAL"}
     if source_file:
@@ -78,8 +80,6 @@ def record_context(
         from ml_experiment.tracking.environment import requirements_txt
 
         tracker.log_text(run_id, requirements_txt(), "environment/requirements.txt")
-        tracker.log_text(
-            run_id, f"{sys.executable}\n{sys.version}\n", "environment/python.txt"
-        )
+        tracker.log_text(run_id, f"{sys.executable}\n{sys.version}\n", "environment/python.txt")
         if patch:
             tracker.log_text(run_id, patch, "code/uncommitted.patch")

@@ -144,7 +144,9 @@ class MLflowTracker:
         try:
             self.client: MlflowClient = MlflowClient(tracking_uri=kc.tracking_uri)
         except Exception as exc:  # MLflow raises many types for a bad store
-            raise TrackingError(f"cannot open the knowledge center {kc.tracking_uri}: {exc}") from exc
+            raise TrackingError(
+                f"cannot open the knowledge center {kc.tracking_uri}: {exc}"
+            ) from exc
         self._experiments: dict[str, str] = {}
 
     def experiment_id(self, name: str) -> str:
@@ -163,7 +165,9 @@ class MLflowTracker:
             else:
                 exp_id = exp.experiment_id
         except Exception as exc:
-            raise TrackingError(f"cannot use the knowledge center {self.kc.tracking_uri}: {exc}") from exc
+            raise TrackingError(
+                f"cannot use the knowledge center {self.kc.tracking_uri}: {exc}"
+            ) from exc
         self._experiments[name] = exp_id
         return exp_id
 
@@ -223,9 +227,7 @@ class MLflowTracker:
             self.client.log_artifact(run_id, str(path), artifact_path)
 
     def end_run(self, run_id: str, status: str = "FINISHED", end_time: float | None = None) -> None:
-        self.client.set_terminated(
-            run_id, status, end_time=int((end_time or time.time()) * 1000)
-        )
+        self.client.set_terminated(run_id, status, end_time=int((end_time or time.time()) * 1000))
 
     def delete_run(self, run_id: str) -> None:
         self.client.delete_run(run_id)
