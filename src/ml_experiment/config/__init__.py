@@ -3,7 +3,7 @@
 Importing this package does not import optuna, mlflow or ray.
 """
 
-from ._loader import load_config, read_mapping
+from ._loader import load_config, parse_value, read_mapping
 from ._models import (
     PRUNERS,
     SAMPLERS,
@@ -42,6 +42,7 @@ __all__ = [
     "flatten_space",
     "load_config",
     "parse_distribution",
+    "parse_value",
     "read_mapping",
     "unflatten_params",
 ]

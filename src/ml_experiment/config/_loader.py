@@ -52,6 +52,14 @@ _SafeLoader.add_implicit_resolver(
 )
 
 
+def parse_value(text: str) -> Any:
+    """One command-line value read as YAML data (``0.5``, ``1e-5``, ``[1, 2]``, ``rbf``); never code."""
+    try:
+        return _parse_text(text, json_only=False) if text != "" else ""
+    except ValueError:
+        return text
+
+
 def _short(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 def parse_flags(argv: list[str], job_fn: JobFunction) -> dict[str, Any]:
     """``--name value`` / ``--name=value`` pairs; values are read as YAML scalars (data, never code)."""
-    import yaml
+    from ml_experiment.config import parse_value
 
     params: dict[str, Any] = {}
     i = 0
@@ -30,10 +30,7 @@ def parse_flags(argv: list[str], job_fn: JobFunction) -> dict[str, Any]:
                 raise ConfigError(f"--{key} needs a value", source="command line", field=key)
             value = argv[i + 1]
             i += 1
-        try:
-            params[key.replace("-", "_")] = yaml.safe_load(value) if value != "" else ""
-        except yaml.YAMLError:
-            params[key.replace("-", "_")] = value
+        params[key.replace("-", "_")] = parse_value(value)
         i += 1
     return params
 

@@ -106,12 +106,12 @@ def _run_tracked(
 
     from ml_experiment.integrations._autolog import disable_autologging, enable_autologging
     from ml_experiment.tracking._capture import record_context, scrub
+    from ml_experiment.tracking._mlflow import fluent_tracking_uri
     from ml_experiment.tracking.console import ConsoleCapture
     from ml_experiment.tracking.redact import redact_params
     from ml_experiment.tracking.seeds import SeedRecorder
 
     opts = job_fn.options
-    mlflow.set_tracking_uri(tracker.kc.tracking_uri)  # the fluent API and autologging use it
     callbacks = CallbackDispatcher(opts.callbacks)
     secrets = callbacks.secrets()
     source = str(script or job_fn.source_file or "")
@@ -151,6 +151,7 @@ def _run_tracked(
         try:
             with (
                 ConsoleCapture(console_path),
+                fluent_tracking_uri(tracker.kc.tracking_uri),  # the fluent API, autologging
                 mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None),
             ):
                 if opts.autologging_backends:

@@ -86,16 +86,15 @@ def _live_run(spec: TrialSpec, job_fn: JobFunction, result: TrialResult) -> Iter
     import mlflow
 
     from ml_experiment.integrations._autolog import disable_autologging, enable_autologging
-    from ml_experiment.tracking._mlflow import MLflowTracker
+    from ml_experiment.tracking._mlflow import MLflowTracker, fluent_tracking_uri
 
     kc, experiment, parent = spec.live_run
     tracker = MLflowTracker(kc)
     result.run_id = tracker.create_run(
         experiment, run_name=f"trial-{spec.number}", parent_run_id=parent, start_time=time.time()
     )
-    mlflow.set_tracking_uri(kc.tracking_uri)
     backends = job_fn.options.autologging_backends
-    with mlflow.start_run(run_id=result.run_id):
+    with fluent_tracking_uri(kc.tracking_uri), mlflow.start_run(run_id=result.run_id):
         enable_autologging(backends)
         try:
             yield
