@@ -19,6 +19,13 @@ class Launch(Protocol):
         """Run ``job_fn`` the way this launch requires."""
 
 
+class PlainCall:
+    """Inside a running job (or trial), calls of ``@job`` functions are ordinary calls."""
+
+    def execute(self, job_fn: JobFunction, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return job_fn.fn(*args, **kwargs)
+
+
 _lock = threading.Lock()
 _launch: Launch | None = None
 # Job functions decorated since the registry was last cleared (i.e. while loading one script).

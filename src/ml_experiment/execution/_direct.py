@@ -57,7 +57,7 @@ class DirectLaunch:
         if any(a in ("-h", "--help") for a in argv):
             print(_usage(job_fn, script.name))
             raise SystemExit(0)
-        previous = _runtime.set_launch(_Nested())
+        previous = _runtime.set_launch(_runtime.PlainCall())
         try:
             try:
                 flags = parse_flags(argv, job_fn)
@@ -73,10 +73,3 @@ class DirectLaunch:
         finally:
             _runtime.set_launch(previous)
         return outcome.value
-
-
-class _Nested:
-    """Inside a running job, calls of other ``@job`` functions are plain calls."""
-
-    def execute(self, job_fn: JobFunction, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return job_fn.fn(*args, **kwargs)

@@ -58,11 +58,6 @@ class TrialResult:
     run_id: str | None = None  # the child run, when the worker opened it
 
 
-class _Nested:
-    def execute(self, job_fn: JobFunction, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return job_fn.fn(*args, **kwargs)
-
-
 def _job_function(spec: TrialSpec) -> JobFunction:
     key = (spec.script, spec.fn_name)
     fn = _JOBS.get(key)
@@ -138,7 +133,7 @@ def execute_trial(spec: TrialSpec) -> TrialResult:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at step {step}")
 
-    previous = _runtime.set_launch(_Nested())
+    previous = _runtime.set_launch(_runtime.PlainCall())
     _runtime.set_trial_context(ctx)
     recorder = SeedRecorder(seed=spec.seed)
     result.started = time.time()
