@@ -671,3 +671,57 @@ def test_desktop_osascript_argv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     args = [a.decode() for a in out.read_bytes().split(b"\0")[:-1]]
     assert args[-3:] == ["ml-experiment", 'group "svm" started', "params: a='1'"]
     assert args[0] == "-e" and "on run argv" in args[1]
+
+
+def test_group_end_message_has_trial_counts() -> None:
+    rec = Recorder()
+    rec.on_job_end(
+        group(),
+        duration=12.0,
+        best_value=0.25,
+        best_params={"x": 0.5},
+        counts={"complete": 7, "fail": 1, "pruned": 2},
+        run_id="r1",
+    )
+    assert rec.sent == [
+        "group 'svm' finished in 12.0s\nbest value: 0.25\nbest params: x=0.5\n"
+        "trials: 7 complete, 2 pruned, 1 failed\nrun: r1"
+    ]
+
+
+def test_group_whose_trials_all_failed_is_reported_failed() -> None:
+    rec = Recorder()
+    rec.on_job_end(group(), duration=3.0, counts={"complete": 0, "fail": 3, "pruned": 0})
+    assert rec.sent == [
+        "group 'svm' failed after 3.0s\nerror: all 3 trials failed\n"
+        "trials: 0 complete, 0 pruned, 3 failed"
+    ]
+
+
+def test_dispatcher_disables_a_raising_callback_and_scrubs_its_secrets(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from ml_experiment.callbacks._dispatch import CallbackDispatcher
+
+    class Leaky(Callback):
+        calls = 0
+
+        def secrets(self) -> list[str]:
+            return [TOKEN]
+
+        def on_job_start(self, config: Any, **kwargs: Any) -> None:
+            self.calls += 1
+            raise ConnectionError(f"POST https://api.example/bot{TOKEN}/sendMessage refused")
+
+    leaky, rec = Leaky(), Recorder()
+    dispatch = CallbackDispatcher([leaky, rec, object()])  # an object without hooks is skipped
+    with caplog.at_level(logging.ERROR, logger="ml_experiment.callbacks"):
+        dispatch("on_job_start", config=group())
+        dispatch("on_job_start", config=group())
+    assert leaky.calls == 1 and rec.sent == ["group 'svm' started"] * 2
+    assert dispatch.failures == [
+        "Leaky.on_job_start: ConnectionError: POST https://api.example/bot***/sendMessage refused"
+    ]
+    assert dispatch.secrets() == [TOKEN]
+    assert "Traceback" in caplog.text and "bot***/sendMessage" in caplog.text
+    assert TOKEN not in caplog.text

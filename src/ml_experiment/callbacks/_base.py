@@ -13,9 +13,14 @@ class Callback:
     finally ``on_job_end``. For an experiment ``on_info_logged`` fires between start and end.
     Group and trial hooks run in the driver process, so they can see the whole study.
 
-    ``config`` is the validated job config; ``trial`` is a ``optuna.trial.FrozenTrial``.
-    A callback that raises is logged, disabled for the rest of the job and listed in the
-    job summary; the run itself is unaffected.
+    ``config`` is the validated job config. ``trial`` is the live ``optuna.Trial`` in
+    ``on_trial_start`` and the finished ``optuna.trial.FrozenTrial`` afterwards. Extra keyword
+    arguments carry more context where known: ``run_id``, ``duration`` (seconds), ``step``;
+    for a group's ``on_job_end`` also ``best_value``, ``best_params``, ``counts`` and ``study``.
+
+    A callback that raises is logged (its traceback, with notifier secrets masked), disabled
+    for the rest of the job and named in the run's ``callbacks.failed`` tag; the run itself is
+    unaffected.
     """
 
     def on_job_start(self, config: Any, **kwargs: Any) -> None:

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Iterable
 from typing import Any
 
 log = logging.getLogger("ml_experiment.callbacks")
 
 
+def _scrub(text: str, secrets: Iterable[str]) -> str:
+    # Same rule as the tracking scrubber: very short strings would mangle ordinary text.
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
 class CallbackDispatcher:
-    """Fan a hook out to every enabled callback; never lets a callback fail the job."""
+    """Fan a hook out to every enabled callback; never lets a callback fail the job.
+
+    What a failure leaves behind (the log record, :attr:`failures`) has the callbacks'
+    :meth:`secrets` replaced: an error message often quotes the URL or token that failed.
+    """
 
     def __init__(self, callbacks: Iterable[Any]) -> None:
         self.callbacks = list(callbacks)
@@ -27,12 +40,13 @@ class CallbackDispatcher:
                 method(**kwargs)
             except Exception as exc:
                 name = type(cb).__name__
-                self.failed[i] = f"{name}.{hook}: {type(exc).__name__}: {exc}"
+                secrets = self.secrets()
+                self.failed[i] = _scrub(f"{name}.{hook}: {type(exc).__name__}: {exc}", secrets)
                 log.error(
-                    "callback %s raised in %s and is disabled for the rest of the job",
+                    "callback %s raised in %s and is disabled for the rest of the job\n%s",
                     name,
                     hook,
-                    exc_info=True,
+                    _scrub("".join(traceback.format_exception(exc)).rstrip(), secrets),
                 )
 
     @property

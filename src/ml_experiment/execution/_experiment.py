@@ -180,7 +180,9 @@ def _run_tracked(
             error = exc
             tb = "".join(traceback.format_exception(exc))
             tracker.log_text(run_id, scrub(tb, secrets), "error/traceback.txt")
-            tracker.log(run_id, tags={"error": f"{type(exc).__name__}: {exc}"[:5000]})
+            tracker.log(
+                run_id, tags={"error": scrub(f"{type(exc).__name__}: {exc}", secrets)[:5000]}
+            )
         if opts.log_seeds and seeds:
             tracker.log(run_id, tags=seeds)
         if console_path.exists():

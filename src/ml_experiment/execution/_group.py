@@ -25,6 +25,7 @@ from ml_experiment.exceptions import ConfigError, RunFailedError
 from ml_experiment.execution._invoke import bind_params, final_metrics
 from ml_experiment.execution._progress import GroupProgress
 from ml_experiment.execution._worker import TrialResult, TrialSpec, execute_trial
+from ml_experiment.execution._writer import BackgroundWriter
 
 if TYPE_CHECKING:
     import optuna
@@ -297,13 +298,6 @@ class GroupRunner:
             if Path(path).exists():
                 self.tracker.log_artifact(run_id, path, name if Path(path).is_dir() else None)
         self.tracker.end_run(run_id, _MLFLOW_STATUS[result.state], end_time=result.ended or None)
-        self.callbacks(
-            "on_info_logged",
-            config=self.config,
-            metrics=metrics,
-            artifacts=result.artifacts,
-            trial=frozen,
-        )
 
     # -- resume ----------------------------------------------------------------------------
     def recover(self, study: optuna.Study) -> None:
@@ -439,6 +433,8 @@ class GroupRunner:
             live_run = (self.kc, self.config.name, self.parent_run_id)
         pending: dict[Any, tuple[optuna.Trial, dict[str, Any], int | None, float]] = {}
         dispatched = 0
+        # MLflow writes run beside sampling and dispatch, in trial-completion order.
+        writer = BackgroundWriter()
 
         def dispatch() -> None:
             nonlocal dispatched
@@ -498,7 +494,14 @@ class GroupRunner:
                 while len(pending) < slots and dispatched < to_run:
                     dispatch()
                 for frozen, params, result, seed in told:
-                    self.record_trial(frozen, params, result, seed)
+                    writer.submit(self.record_trial, frozen, params, result, seed)
+                    self.callbacks(
+                        "on_info_logged",
+                        config=self.config,
+                        metrics=result.metrics,
+                        artifacts=result.artifacts,
+                        trial=frozen,
+                    )
                     self.callbacks(
                         "on_trial_end",
                         config=self.config,
@@ -514,6 +517,7 @@ class GroupRunner:
                 # Interrupted (Ctrl-C / error): stop the workers; --resume re-runs these trials.
                 for ref in pending:
                     ray.cancel(ref, force=True)
+            writer.close()  # every told trial reaches MLflow before the group ends
 
     def _result(self, ref: Any, t0: float, timed_out: bool) -> TrialResult:
         import ray
@@ -548,7 +552,9 @@ class GroupRunner:
             if any(not math.isfinite(v) for v in values):
                 result.state, result.error = "fail", f"the objective is not finite: {values}"
         if result.error:
-            trial.set_user_attr(ATTR_ERROR, result.error[:2000])
+            from ml_experiment.tracking._capture import scrub
+
+            trial.set_user_attr(ATTR_ERROR, scrub(result.error, self.secrets)[:2000])
         if result.state == "complete":
             frozen = study.tell(trial, values)
             value = values[0] if len(values) == 1 else None

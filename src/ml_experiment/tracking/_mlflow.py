@@ -269,7 +269,7 @@ def fluent_tracking_uri(uri: str) -> Iterator[None]:
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(previous)
+        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  # None: back to unset
         if previous_env is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:

@@ -197,20 +197,39 @@ class NotifierBase(Callback):
     def job_end_message(
         self, config: Any, exception: BaseException | None = None, **kwargs: Any
     ) -> str | None:
-        """Finished (duration, best value and params or metrics) or failed (with the error)."""
+        """Finished (duration, best value and params or metrics, trial counts) or failed (the error).
+
+        A group whose trials all failed is reported as failed, even though the group itself ran.
+        """
         duration = format_duration(kwargs.get("duration"))
-        if exception is not None:
+        counts = kwargs.get("counts") if isinstance(kwargs.get("counts"), Mapping) else None
+        all_failed = (
+            exception is None
+            and counts is not None
+            and not counts.get("complete")
+            and bool(counts.get("fail"))
+        )
+        if exception is not None or all_failed:
             head = f"{_job_label(config)} failed" + (f" after {duration}" if duration else "")
         else:
             head = f"{_job_label(config)} finished" + (f" in {duration}" if duration else "")
         lines = [head]
         if exception is not None:
             lines.append(f"error: {format_error(exception)}")
+        elif all_failed and counts is not None:
+            lines.append(f"error: all {counts.get('fail')} trials failed")
         best_value = kwargs.get("best_value")
-        if best_value is not None or (_field(config, "kind") == "group" and exception is None):
+        if best_value is not None or (
+            _field(config, "kind") == "group" and exception is None and not all_failed
+        ):
             lines.append(f"best value: {format_value(best_value)}")
         if kwargs.get("best_params"):
             lines.append(f"best params: {format_params(kwargs['best_params'])}")
+        if counts is not None:
+            lines.append(
+                f"trials: {counts.get('complete', 0)} complete, {counts.get('pruned', 0)} pruned, "
+                f"{counts.get('fail', 0)} failed"
+            )
         if kwargs.get("metrics"):
             lines.append(f"metrics: {format_params(kwargs['metrics'])}")
         if kwargs.get("run_id"):

@@ -1,0 +1,433 @@
+"""Notifiers in real jobs: experiments and groups (on the session's local Ray) report to real
+HTTP and SMTP servers on 127.0.0.1; a dead endpoint costs a bounded time; no credential reaches
+the knowledge center."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import all_runs, client, write
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+NOTIFIERS = "ml_experiment.notifiers"
+
+# The user's script builds its notifiers from notify.json beside it (credentials stay out of the
+# code, as they would with environment variables; Ray workers import the script too).
+HEADER = """
+import json, time
+from pathlib import Path
+from ml_experiment import Trial, job
+from ml_experiment.callbacks import Callback
+from ml_experiment.callbacks.notifiers import EmailNotifier, SlackNotifier, TelegramNotifier
+
+HERE = Path(__file__).parent
+CFG = json.loads((HERE / "notify.json").read_text())
+KINDS = {"slack": SlackNotifier, "telegram": TelegramNotifier, "email": EmailNotifier}
+
+
+class Timed(Callback):
+    # Measures how long each hook of the notifier it wraps keeps the job waiting.
+    def __init__(self, inner):
+        self.inner = inner
+
+    def secrets(self):
+        return self.inner.secrets()
+
+    def _timed(self, hook, *args, **kwargs):
+        start = time.monotonic()
+        try:
+            getattr(self.inner, hook)(*args, **kwargs)
+        finally:
+            with (HERE / "timings.jsonl").open("a") as f:
+                f.write(json.dumps({"hook": hook, "s": time.monotonic() - start}) + "\\n")
+
+    def on_job_start(self, config, **kw):
+        self._timed("on_job_start", config, **kw)
+
+    def on_trial_start(self, config, trial, sampled_params, **kw):
+        self._timed("on_trial_start", config, trial, sampled_params, **kw)
+
+    def on_trial_end(self, config, trial, metric, exception=None, **kw):
+        self._timed("on_trial_end", config, trial, metric, exception, **kw)
+
+    def on_job_end(self, config, exception=None, **kw):
+        self._timed("on_job_end", config, exception, **kw)
+
+
+class Leaky(Callback):
+    # A user callback whose error quotes the credential it holds.
+    def __init__(self, key):
+        self.key = key
+
+    def secrets(self):
+        return [self.key]
+
+    def on_job_start(self, config, **kw):
+        raise ConnectionError(f"audit service refused key {self.key}")
+
+
+def build(spec):
+    if spec["type"] == "leaky":
+        return Leaky(spec["key"])
+    notifier = KINDS[spec["type"]](*spec.get("args", []), **spec.get("kwargs", {}))
+    return Timed(notifier) if spec.get("timed") else notifier
+
+
+CALLBACKS = [build(spec) for spec in CFG["notifiers"]]
+"""
+
+EXPERIMENT = """
+@job(callbacks=CALLBACKS)
+def main(fail: bool = False):
+    print("training a model")
+    if fail:
+        raise RuntimeError(CFG.get("error", "the loss became NaN at epoch 3"))
+    return {"accuracy": 0.97, "loss": 0.05}
+
+if __name__ == "__main__":
+    main()
+"""
+
+OBJECTIVE = """
+@job(callbacks=CALLBACKS)
+def main(x: float = 0.0):
+    print("evaluating", round(x, 3))
+    if Trial.get_current().number == 1:
+        raise ValueError(CFG.get("trial_error", "trial one is broken"))
+    return {"y": (x - 0.3) ** 2}
+
+if __name__ == "__main__":
+    main()
+"""
+
+# Fast, bounded retries for endpoints that fail on purpose.
+FAST = {"timeout": 1.0, "retries": 1, "backoff": 0.02, "max_backoff": 0.05, "max_total_seconds": 2}
+
+
+def setup_job(folder: Path, notifiers: list[dict[str, Any]], *, group: bool, **cfg: Any) -> None:
+    (folder / "notify.json").write_text(json.dumps({"notifiers": notifiers, **cfg}))
+    if group:
+        write(folder / "objective.py", HEADER + OBJECTIVE)
+    else:
+        write(folder / "train.py", HEADER + EXPERIMENT)
+
+
+def run_experiment(folder: Path, name: str = "exp", **params: Any) -> Any:
+    from ml_experiment.config import load_config
+    from ml_experiment.execution import run_job
+
+    path = folder / f"{name}.json"
+    path.write_text(
+        json.dumps({"name": name, "kind": "experiment", "params": params, "run": ["train.py"]})
+    )
+    return run_job(load_config(path))[0]
+
+
+def run_group(folder: Path, num_trials: int, name: str = "g") -> Any:
+    from ml_experiment.config import load_config
+    from ml_experiment.execution import run_job
+
+    path = folder / f"{name}.json"
+    path.write_text(
+        json.dumps(
+            {
+                "name": name,
+                "kind": "group",
+                "num_trials": num_trials,
+                "sampler": "random",
+                "pruner": "none",
+                "seed": 11,
+                "param_space": {"x": "uniform(-1, 1)"},
+                "metric": {"name": "y", "direction": "minimize"},
+                "resources_per_worker": {"cpu": 1},
+                "run": ["objective.py"],
+            }
+        )
+    )
+    return run_job(load_config(path))[0]
+
+
+def load_study(folder: Path, name: str = "g") -> Any:
+    import optuna
+
+    from ml_experiment.hpo import open_storage
+
+    return optuna.load_study(
+        study_name=name, storage=open_storage(str(folder / "optuna-studies.journal"))
+    )
+
+
+# -- messages arrive --------------------------------------------------------------------------
+
+
+def test_experiment_start_and_end_reach_slack(workdir: Path, http_server: Any) -> None:
+    path = "/services/T01/B02/abcdefSECRET"
+    setup_job(workdir, [{"type": "slack", "args": [http_server.url + path]}], group=False)
+    outcome = run_experiment(workdir)
+
+    assert [r["path"] for r in http_server.requests] == [path, path]
+    start, end = http_server.texts
+    assert start == f"experiment 'exp' started\nrun: {outcome.run_id}"
+    head, *rest = end.splitlines()
+    assert head.startswith("experiment 'exp' finished in ")
+    assert rest == ["metrics: accuracy=0.97, loss=0.05", f"run: {outcome.run_id}"]
+
+
+def test_failed_experiment_message_carries_the_error(workdir: Path, http_server: Any) -> None:
+    from ml_experiment.exceptions import RunFailedError
+
+    token = "424242:AAE-telegram-TOKEN"
+    notifier = {
+        "type": "telegram",
+        "args": [token, -100123],
+        "kwargs": {"api_url": http_server.url},
+    }
+    setup_job(workdir, [notifier], group=False)
+    with pytest.raises(RunFailedError):
+        run_experiment(workdir, fail=True)
+
+    assert [r["path"] for r in http_server.requests] == [f"/bot{token}/sendMessage"] * 2
+    assert all(r["json"]["chat_id"] == -100123 for r in http_server.requests)
+    (r,) = all_runs(client(workdir), "exp")
+    end = http_server.texts[-1]
+    assert end.startswith("experiment 'exp' failed after ")
+    assert "error: RuntimeError: the loss became NaN at epoch 3" in end.splitlines()
+    assert end.endswith(f"run: {r.info.run_id}")
+
+
+def test_group_reports_start_each_trial_and_best(
+    workdir: Path, http_server: Any, ray_local: None
+) -> None:
+    url = http_server.url + "/services/T01/B02/groupSECRET"
+    slack = {"type": "slack", "args": [url], "kwargs": {"send_message_for_trials": True}}
+    setup_job(workdir, [slack], group=True)
+    outcome = run_group(workdir, 4)
+    assert outcome.counts == {"complete": 3, "fail": 1, "pruned": 0}
+
+    texts = http_server.texts
+    assert len(texts) == 1 + 2 * 4 + 1
+    assert texts[0] == f"group 'g' started\nrun: {outcome.run_id}"
+    study = load_study(workdir)
+    trials = {t.number: t for t in study.trials}
+    for n, t in trials.items():
+        started = [i for i, m in enumerate(texts) if m.startswith(f"group 'g': trial {n} started")]
+        ended = [
+            i
+            for i, m in enumerate(texts)
+            if m.startswith(f"group 'g': trial {n} ") and i not in started
+        ]
+        assert len(started) == 1 and len(ended) == 1 and started[0] < ended[0], n
+        assert f"params: x={t.params['x']:.6g}" in texts[started[0]].splitlines()
+        end_lines = texts[ended[0]].splitlines()
+        if n == 1:
+            assert end_lines[0].startswith("group 'g': trial 1 failed after ")
+            assert "error: ValueError: trial one is broken" in end_lines
+        else:
+            assert end_lines[0].startswith(f"group 'g': trial {n} finished in ")
+            assert f"value: {t.value:.6g}" in end_lines
+
+    end = texts[-1].splitlines()
+    assert end[0].startswith("group 'g' finished in ")
+    assert end[1:] == [
+        f"best value: {study.best_value:.6g}",
+        f"best params: x={study.best_params['x']:.6g}",
+        "trials: 3 complete, 0 pruned, 1 failed",
+        f"run: {outcome.run_id}",
+    ]
+
+
+def test_email_reports_the_group_end(workdir: Path, smtp_server: Any, ray_local: None) -> None:
+    email = {
+        "type": "email",
+        "args": ["ml-team@example.org"],
+        "kwargs": {
+            "sender": "ml-bot@example.org",
+            "host": "127.0.0.1",
+            "port": smtp_server.port,
+            "security": "none",
+            "username": smtp_server.user,
+            "password": smtp_server.password,
+        },
+    }
+    setup_job(workdir, [email], group=True)
+    outcome = run_group(workdir, 3)
+
+    assert len(smtp_server.received) == 2  # start and end; trials are not mailed by default
+    start, end = smtp_server.received
+    assert start.message["Subject"] == "[ml-experiment] group 'g' started"
+    assert end.message["Subject"].startswith("[ml-experiment] group 'g' finished in ")
+    assert end.rcpt_tos == ["ml-team@example.org"] and end.login == smtp_server.user
+    body = end.message.get_content()
+    study = load_study(workdir)
+    assert f"best value: {study.best_value:.6g}" in body
+    assert f"best params: x={study.best_params['x']:.6g}" in body
+    assert "trials: 2 complete, 0 pruned, 1 failed" in body
+    assert f"run: {outcome.run_id}" in body
+
+
+def test_unanswering_endpoint_costs_the_group_at_most_its_budget(
+    workdir: Path, silent_server: str, ray_local: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    budget = 0.6  # seconds one message may take, retries included
+    slack = {
+        "type": "slack",
+        "args": [silent_server + "/services/T/B/silentSECRET"],
+        "kwargs": {
+            "timeout": 0.25,
+            "retries": 5,
+            "backoff": 0.02,
+            "max_backoff": 0.05,
+            "max_total_seconds": budget,
+            "send_message_for_trials": True,
+        },
+        "timed": True,
+    }
+    setup_job(workdir, [slack], group=True)
+    with caplog.at_level(logging.WARNING, logger=NOTIFIERS):
+        outcome = run_group(workdir, 4)
+    assert outcome.counts == {"complete": 3, "fail": 1, "pruned": 0}
+
+    timings = [json.loads(line) for line in (workdir / "timings.jsonl").read_text().splitlines()]
+    assert len(timings) == 1 + 2 * 4 + 1  # every hook was called...
+    # ...but each waited at most one budget, and after 3 failed messages in a row the notifier
+    # stays silent: the group paid at most 3 budgets in all.
+    assert max(t["s"] for t in timings) <= budget + 0.3
+    slow = [t for t in timings if t["s"] > budget / 2]
+    assert len(slow) == 3
+    assert sum(t["s"] for t in timings) <= 3 * budget + 0.5
+    notes = [r.getMessage() for r in caplog.records if r.name == NOTIFIERS]
+    assert sum("notification not sent" in m for m in notes) == 3
+    assert any("silent until the next job starts" in m for m in notes)
+    assert "silentSECRET" not in caplog.text
+
+
+# -- credentials ------------------------------------------------------------------------------
+
+SLACK_PATH = "/services/T0TEAM/B0HOOK/slackHOOKsecret7781"
+TG_TOKEN = "5566778:TGbotSECRETtoken-qq9"
+SMTP_WRONG_PASSWORD = "wrongSMTPsecret-55"
+CUSTOM_KEY = "audit-KEY-secret-3141"
+
+
+def _read_everything(c: Any) -> list[tuple[str, str]]:
+    """(where, text) for every param, tag, metric name and text artifact of every run."""
+    from mlflow.entities import ViewType
+
+    found: list[tuple[str, str]] = []
+    for exp in c.search_experiments(view_type=ViewType.ALL):
+        found.append((f"experiment {exp.name}", f"{exp.name} {exp.tags}"))
+        for r in c.search_runs([exp.experiment_id], run_view_type=ViewType.ALL, max_results=5000):
+            rid = r.info.run_id
+            found.append((f"{rid} run name", str(r.info.run_name)))
+            found += [(f"{rid} param {k}", f"{k}={v}") for k, v in r.data.params.items()]
+            found += [(f"{rid} tag {k}", f"{k}={v}") for k, v in r.data.tags.items()]
+            found += [(f"{rid} metric", k) for k in r.data.metrics]
+            dest = tempfile.mkdtemp(prefix="mlx-scan-")
+            try:
+                local = Path(c.download_artifacts(rid, "", dest))
+                for f in sorted(p for p in local.rglob("*") if p.is_file()):
+                    text = f.read_bytes().decode("utf-8", errors="replace")
+                    found.append((f"{rid} artifact {f.relative_to(local)}", text))
+            finally:
+                shutil.rmtree(dest, ignore_errors=True)
+    return found
+
+
+def test_no_credential_reaches_the_knowledge_center_or_the_logs(
+    workdir: Path,
+    http_server: Any,
+    smtp_server: Any,
+    closed_port: int,
+    ray_local: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from ml_experiment.exceptions import RunFailedError
+
+    slack_url = http_server.url + SLACK_PATH
+    secrets = [
+        SLACK_PATH,
+        SLACK_PATH.rsplit("/", 1)[1],
+        TG_TOKEN,
+        TG_TOKEN.split(":", 1)[1],
+        smtp_server.password,
+        SMTP_WRONG_PASSWORD,
+        CUSTOM_KEY,
+    ]
+
+    def notifiers(smtp_password: str) -> list[dict[str, Any]]:
+        return [
+            {"type": "slack", "args": [slack_url], "kwargs": {"send_message_for_trials": True}},
+            {  # nothing listens there: every message fails and is logged
+                "type": "telegram",
+                "args": [TG_TOKEN, 777],
+                "kwargs": {"api_url": f"http://127.0.0.1:{closed_port}", **FAST},
+            },
+            {
+                "type": "email",
+                "args": ["ml-team@example.org"],
+                "kwargs": {
+                    "sender": "ml-bot@example.org",
+                    "host": "127.0.0.1",
+                    "port": smtp_server.port,
+                    "security": "none",
+                    "username": smtp_server.user,
+                    "password": smtp_password,
+                    **FAST,
+                },
+            },
+            {"type": "leaky", "key": CUSTOM_KEY},
+        ]
+
+    # The user's own errors quote the credentials too (the same webhook, the same bot).
+    leak = f"could not post the report to {slack_url} (bot {TG_TOKEN})"
+    with caplog.at_level(logging.INFO):
+        # An experiment whose notifiers all work but Telegram, then one that fails.
+        setup_job(workdir, notifiers(smtp_server.password), group=False, error=leak)
+        run_experiment(workdir, "exp-ok")
+        with pytest.raises(RunFailedError):
+            run_experiment(workdir, "exp-failed", fail=True)
+        # A group whose Slack endpoint answers 404 quoting the secret path, whose SMTP login
+        # is refused, and one of whose trials fails quoting the secrets.
+        http_server.queue(404, f"no_service for {SLACK_PATH}".encode(), times=50)
+        setup_job(workdir, notifiers(SMTP_WRONG_PASSWORD), group=True, trial_error=leak)
+        outcome = run_group(workdir, 4)
+    assert outcome.counts == {"complete": 3, "fail": 1, "pruned": 0}
+
+    # The notifiers really ran with these credentials.
+    assert {r["path"] for r in http_server.requests} == {SLACK_PATH}
+    assert http_server.delivered == 4  # the experiments' start and end messages
+    assert len(smtp_server.received) == 4 and smtp_server.auth_attempts
+    c = client(workdir)
+    assert len(all_runs(c, "g")) == 5
+    runs = {r.info.run_name: r for name in ("exp-ok", "exp-failed") for r in all_runs(c, name)}
+    assert runs["exp-ok"].info.status == "FINISHED" and runs["exp-failed"].info.status == "FAILED"
+    assert "***" in runs["exp-failed"].data.tags["error"]
+    assert "Leaky.on_job_start" in runs["exp-ok"].data.tags["callbacks.failed"]
+
+    # Nothing anywhere in the knowledge center: params, tags, metrics, text artifacts...
+    everything = _read_everything(c)
+    assert any("logs/console.log" in where for where, _ in everything)
+    assert any("error/traceback.txt" in where for where, _ in everything)
+    leaks = [(where, s) for where, text in everything for s in secrets if s in text]
+    assert leaks == []
+    # ...nor in the raw files that hold it (database, artifact store, Optuna journal).
+    inputs = {"notify.json", "train.py", "objective.py"}
+    for f in workdir.rglob("*"):
+        if f.is_file() and f.name not in inputs:
+            raw = f.read_bytes()
+            assert not [s for s in secrets if s.encode() in raw], f
+
+    # The failure logs of notifiers and callbacks name what failed, without the credentials.
+    notes = [r.getMessage() for r in caplog.records if r.name == NOTIFIERS]
+    assert any("TelegramNotifier: notification not sent" in m for m in notes)
+    assert any("SlackNotifier: notification not sent: HTTP 404" in m for m in notes)
+    assert any("EmailNotifier: notification not sent: SMTP login refused" in m for m in notes)
+    assert any("audit service refused key ***" in r.getMessage() for r in caplog.records)
+    assert [s for s in secrets if s in caplog.text] == []
