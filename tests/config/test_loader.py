@@ -258,3 +258,10 @@ def test_bad_config(name: str, what: str, expected: str) -> None:
         assert info.value.field is None
     assert expected in message
     assert not SENTINEL.exists()
+
+
+def test_read_mapping_long_inline_json_is_not_a_path() -> None:
+    value = {f"key_{i}": i for i in range(40)}
+    text = json.dumps(value)
+    assert len(text) > 255
+    assert read_mapping(text, what="--params") == value

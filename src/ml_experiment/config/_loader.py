@@ -103,6 +103,13 @@ def _read_file(path: Path, label: str) -> Any:
     return data
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def read_mapping(text_or_path: str, *, what: str) -> dict[str, Any]:
     """Reads a CLI dict option: inline JSON/YAML, or a path to a .yaml/.yml/.json file.
 
@@ -114,8 +121,9 @@ def read_mapping(text_or_path: str, *, what: str) -> dict[str, Any]:
         ConfigError: Not parseable, or not a mapping.
     """
     text = text_or_path.strip()
-    path = Path(text) if text and "\n" not in text else None
-    if path is not None and (path.suffix.lower() in _MAPPING_SUFFIXES or path.is_file()):
+    # Inline JSON longer than a file name may be makes is_file() raise: it is then not a path.
+    path = Path(text) if text and "\n" not in text and not text.startswith(("{", "[")) else None
+    if path is not None and (path.suffix.lower() in _MAPPING_SUFFIXES or _is_file(path)):
         try:
             data = _read_file(path, text)
         except ConfigError as exc:

@@ -37,11 +37,16 @@ def load_job_function(script: Path, name: str | None = None) -> JobFunction:
     found = _runtime.take_registered()
     if not found:
         raise ConfigError(f"{script.name} defines no @job function", source=script)
+    # Prefer the script's own function: an imported module may define a @job of the same name.
+    own = [
+        fn for fn in found if fn.source_file and Path(fn.source_file).resolve() == script.resolve()
+    ]
+    candidates = own or found
     if name is not None:
-        for fn in found:
+        for fn in reversed(candidates):
             if fn.name == name:
                 return fn
-    return found[-1]
+    return candidates[-1]
 
 
 class ScriptLaunch:
