@@ -43,7 +43,7 @@ def build_sampler(
         return optuna.samplers.NSGAIISampler(seed=seed)
     if key == "grid":
         grid = {name: _grid_values(name, dist) for name, dist in (search_space or {}).items()}
-        return _AskTellGridSampler(grid, seed=seed)
+        return _ask_tell_grid_sampler()(grid, seed=seed)
     raise ConfigError(
         f"Unknown sampler {name!r}. Available: {', '.join(SAMPLERS)}.", field="sampler"
     )
