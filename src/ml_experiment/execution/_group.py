@@ -266,30 +266,34 @@ class GroupRunner:
         if result.error:
             tags["error"] = scrub(result.error, self.secrets)[:5000]
         logged_params = redact_params(params)
+        metrics = final_metrics(result.metrics, result.steps[-1][1] if result.steps else None)
+        if result.ended and result.started:
+            metrics["duration_s"] = result.ended - result.started
+        step = result.steps[-1][0] if result.steps else 0
+        status = _MLFLOW_STATUS[result.state]
         if result.run_id:  # opened by the worker (autologging)
             run_id = result.run_id
             self.tracker.log(run_id, tags=tags)
             # Autologging may have logged a same-named param already; MLflow params are write-once.
             existing = self.tracker.client.get_run(run_id).data.params
             logged_params = {k: v for k, v in logged_params.items() if k not in existing}
+            self.tracker.log(
+                run_id, params=logged_params, metrics=metrics, step=step, steps=result.steps
+            )
         else:
-            run_id = self.tracker.create_run(
+            run_id = self.tracker.record_run(
                 self.config.name,
                 run_name=f"trial-{frozen.number}",
+                status=status,
+                start_time=result.started or time.time(),
+                end_time=result.ended or time.time(),
                 tags=tags,
                 parent_run_id=self.parent_run_id,
-                start_time=result.started or None,
+                params=logged_params,
+                metrics=metrics,
+                step=step,
+                steps=result.steps,
             )
-        metrics = final_metrics(result.metrics, result.steps[-1][1] if result.steps else None)
-        if result.ended and result.started:
-            metrics["duration_s"] = result.ended - result.started
-        self.tracker.log(
-            run_id,
-            params=logged_params,
-            metrics=metrics,
-            step=result.steps[-1][0] if result.steps else 0,
-            steps=result.steps,
-        )
         if result.traceback:
             self.tracker.log_text(
                 run_id, scrub(result.traceback, self.secrets), "error/traceback.txt"
@@ -297,7 +301,8 @@ class GroupRunner:
         for name, path in result.artifacts.items():
             if Path(path).exists():
                 self.tracker.log_artifact(run_id, path, name if Path(path).is_dir() else None)
-        self.tracker.end_run(run_id, _MLFLOW_STATUS[result.state], end_time=result.ended or None)
+        if result.run_id:
+            self.tracker.end_run(run_id, status, end_time=result.ended or None)
 
     # -- resume ----------------------------------------------------------------------------
     def recover(self, study: optuna.Study) -> None:

@@ -148,6 +148,10 @@ class MLflowTracker:
                 f"cannot open the knowledge center {kc.tracking_uri}: {exc}"
             ) from exc
         self._experiments: dict[str, str] = {}
+        self._locations: dict[str, str] = {}
+        from ml_experiment.tracking._onewrite import sql_store
+
+        self._sql_store = sql_store(self.client)
 
     def experiment_id(self, name: str) -> str:
         """Get or create the MLflow experiment called ``name``."""
@@ -191,6 +195,83 @@ class MLflowTracker:
         )
         return str(run.info.run_id)
 
+    def record_run(
+        self,
+        experiment: str,
+        *,
+        run_name: str,
+        status: str,
+        start_time: float,
+        end_time: float,
+        tags: Mapping[str, Any] | None = None,
+        parent_run_id: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        step: int = 0,
+        steps: Iterable[tuple[int, Mapping[str, float]]] = (),
+    ) -> str:
+        """Write a run that has already ended (a group's trial) and return its id.
+
+        On a SQL knowledge center this is one transaction instead of MLflow's three calls.
+        """
+        exp_id = self.experiment_id(experiment)
+        if self._sql_store is not None:
+            from ml_experiment.tracking._onewrite import write_run
+
+            all_tags = {k: str(v) for k, v in (tags or {}).items()}
+            if parent_run_id:
+                all_tags["mlflow.parentRunId"] = parent_run_id
+            run_id = write_run(
+                self._sql_store,
+                experiment_id=exp_id,
+                artifact_location=self._artifact_location(exp_id),
+                run_name=run_name,
+                tags=all_tags,
+                params={str(k): _param_str(v) for k, v in (params or {}).items()},
+                metrics=self._metric_list(metrics, step, steps, None),
+                start_ms=int(start_time * 1000),
+                end_ms=int(end_time * 1000),
+                status=status,
+            )
+            if run_id is not None:
+                return run_id
+        run_id = self.create_run(
+            experiment,
+            run_name=run_name,
+            tags=tags,
+            parent_run_id=parent_run_id,
+            start_time=start_time,
+        )
+        self.log(run_id, params=params, metrics=metrics, step=step, steps=steps)
+        self.end_run(run_id, status, end_time=end_time)
+        return run_id
+
+    def _artifact_location(self, exp_id: str) -> str:
+        if exp_id not in self._locations:
+            exp = self.client.get_experiment(exp_id)
+            if exp.lifecycle_stage != "active":
+                raise TrackingError(
+                    f"experiment {exp.name!r} is deleted in {self.kc.tracking_uri}; restore it "
+                    "or use another job name"
+                )
+            self._locations[exp_id] = exp.artifact_location
+        return self._locations[exp_id]
+
+    @staticmethod
+    def _metric_list(
+        metrics: Mapping[str, float] | None,
+        step: int,
+        steps: Iterable[tuple[int, Mapping[str, float]]],
+        timestamp: float | None,
+    ) -> list[Any]:
+        from mlflow.entities import Metric
+
+        ts = int((timestamp or time.time()) * 1000)
+        m = [Metric(k, v, ts, step) for k, v in (metrics or {}).items()]
+        for s, values in steps:
+            m.extend(Metric(k, v, ts, s) for k, v in values.items())
+        return m
+
     def log(
         self,
         run_id: str,
@@ -203,13 +284,10 @@ class MLflowTracker:
         steps: Iterable[tuple[int, Mapping[str, float]]] = (),
     ) -> None:
         """Write params, metrics (at ``step`` and per step) and tags in batched calls."""
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import Param, RunTag
 
-        ts = int((timestamp or time.time()) * 1000)
         p = [Param(str(k), _param_str(v)) for k, v in (params or {}).items()]
-        m = [Metric(k, v, ts, step) for k, v in (metrics or {}).items()]
-        for s, values in steps:
-            m.extend(Metric(k, v, ts, s) for k, v in values.items())
+        m = self._metric_list(metrics, step, steps, timestamp)
         t = [RunTag(str(k), str(v)) for k, v in (tags or {}).items()]
         # MLflow caps one batch at 1000 metrics / 100 params / 100 tags.
         while p or m or t:
