@@ -15,11 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import numpy as np
-import torch
-from autoencoders import StackedAutoencoders, per_class_split, train_and_classify
+from autoencoders import StackedAutoencoders, search_trial
 
-from data import SEED, PerClassLoader, accuracy_metrics
+from data import PerClassLoader
 from ml_experiment import job
 
 
@@ -41,40 +39,30 @@ def main(
     max_train_samples: int | None = None,
     evaluate_on: str = "validation",
 ) -> Iterator[dict[str, float]]:
-    torch.manual_seed(SEED)
-    np.random.seed(SEED)
-    torch.set_num_threads(1)
     dims = [int(u) for u in (encoding_dim or [9, 9, 7])]
     if n_layers is not None:
         if not 1 <= n_layers <= len(dims):
             raise ValueError(f"n_layers must be in 1..{len(dims)}, got {n_layers}")
         dims = dims[:n_layers]
-    data = PerClassLoader.load_data()
-    by_class, X_eval, y_eval = per_class_split(data, evaluate_on, max_train_samples)
-    model = StackedAutoencoders(
-        len(by_class),
-        X_eval.shape[1],
-        dims,
-        activation=activation,
-        tied_weights=tied_weights,
-        ps=ps,
-        unit_norm_constraint=unit_norm_constraint,
-        weight_orthogonality=weight_orthogonality,
-        orthogonality_weight=orthogonality_weight,
-    )
-    final = yield from train_and_classify(
-        model,
-        by_class,
-        X_eval,
-        y_eval,
+    final = yield from search_trial(
+        lambda n_classes, n_features: StackedAutoencoders(
+            n_classes,
+            n_features,
+            dims,
+            activation=activation,
+            tied_weights=tied_weights,
+            ps=ps,
+            unit_norm_constraint=unit_norm_constraint,
+            weight_orthogonality=weight_orthogonality,
+            orthogonality_weight=orthogonality_weight,
+        ),
+        evaluate_on=evaluate_on,
+        max_train_samples=max_train_samples,
         epochs=max_epochs,
         batch_size=batch_size,
         lr=lr,
         optimizer=optimizer,
         one_cycle=one_cycle,
-        evaluate_every_epoch=evaluate_on == "validation",
-        metrics_of=lambda y, p: accuracy_metrics(y, p, evaluate_on),
-        seed=SEED,
     )
     print(f"layers={dims} ps={ps:.3g} lr={lr:.3g} {activation} one_cycle={one_cycle}: {final}")
     return final

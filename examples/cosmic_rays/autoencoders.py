@@ -303,3 +303,45 @@ def train_and_classify(
         final.update(classify())
     final["fit_time_s"] = time.perf_counter() - t0
     return final
+
+
+def search_trial(
+    build: Callable[[int, int], nn.Module],
+    *,
+    evaluate_on: str,
+    max_train_samples: int | None,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    optimizer: str,
+    one_cycle: bool,
+) -> Iterator[dict[str, float]]:
+    """One trial of an autoencoder search, shared by the three job scripts.
+
+    Seeds torch and numpy, takes the per-class data of the group's DataLoader, builds the model
+    with ``build(n_classes, n_features)`` and trains it, yielding each epoch's metrics (the
+    validation accuracy the pruner sees); returns the final metrics.
+    """
+    from data import SEED, PerClassLoader, accuracy_metrics
+
+    torch.manual_seed(SEED)
+    np.random.seed(SEED)
+    torch.set_num_threads(1)
+    data = PerClassLoader.load_data()
+    by_class, X_eval, y_eval = per_class_split(data, evaluate_on, max_train_samples)
+    return (
+        yield from train_and_classify(
+            build(len(by_class), X_eval.shape[1]),
+            by_class,
+            X_eval,
+            y_eval,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            one_cycle=one_cycle,
+            evaluate_every_epoch=evaluate_on == "validation",
+            metrics_of=lambda y, p: accuracy_metrics(y, p, evaluate_on),
+            seed=SEED,
+        )
+    )

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import numpy as np
-import torch
-from autoencoders import VariationalAutoencoders, per_class_split, train_and_classify
+from autoencoders import VariationalAutoencoders, search_trial
 
-from data import SEED, PerClassLoader, accuracy_metrics
+from data import PerClassLoader
 from ml_experiment import job
 
 
@@ -35,27 +33,17 @@ def main(
     max_train_samples: int | None = None,
     evaluate_on: str = "validation",
 ) -> Iterator[dict[str, float]]:
-    torch.manual_seed(SEED)
-    np.random.seed(SEED)
-    torch.set_num_threads(1)
-    data = PerClassLoader.load_data()
-    by_class, X_eval, y_eval = per_class_split(data, evaluate_on, max_train_samples)
-    model = VariationalAutoencoders(
-        len(by_class), X_eval.shape[1], encoding_dim, latent_dim, activation=activation
-    )
-    final = yield from train_and_classify(
-        model,
-        by_class,
-        X_eval,
-        y_eval,
+    final = yield from search_trial(
+        lambda n_classes, n_features: VariationalAutoencoders(
+            n_classes, n_features, encoding_dim, latent_dim, activation=activation
+        ),
+        evaluate_on=evaluate_on,
+        max_train_samples=max_train_samples,
         epochs=max_epochs,
         batch_size=batch_size,
         lr=lr,
         optimizer=optimizer,
         one_cycle=one_cycle,
-        evaluate_every_epoch=evaluate_on == "validation",
-        metrics_of=lambda y, p: accuracy_metrics(y, p, evaluate_on),
-        seed=SEED,
     )
     print(f"encoding_dim={encoding_dim} latent_dim={latent_dim} {activation}: {final}")
     return final
