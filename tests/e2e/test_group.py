@@ -345,6 +345,48 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
     assert len(seen) == 30
 
 
+def test_ctrl_c_stops_the_group_with_code_130_and_resume_finishes_it(tmp_path: Path) -> None:
+    folder = tmp_path / "interrupt"
+    folder.mkdir()
+    write(folder / "objective.py", OBJECTIVE)
+    job = group_file(
+        folder / "g.json", name="stopped", num_trials=8, params={"pause": 30.0},
+        ray_config={"num_cpus": 2},
+    )  # fmt: skip
+    cli = [str(Path(sys.executable).parent / "ml-experiment"), "run", str(job)]
+    proc = subprocess.Popen(
+        cli, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 120
+        while len(evaluations(folder)) < 2 and time.time() < deadline:
+            time.sleep(0.1)
+        assert len(evaluations(folder)) == 2, "the trials did not start"
+        sent = time.time()
+        proc.send_signal(signal.SIGINT)  # Ctrl-C reaches the driver only, as from a terminal
+        _, stderr = proc.communicate(timeout=60)
+        took = time.time() - sent
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "--resume" in stderr.splitlines()[-2] and stderr.splitlines()[-1] == "interrupted"
+    assert took < 30, f"the running trials (30 s each) were not stopped: exit after {took:.1f} s"
+    parent, children = split_runs(folder, "stopped")
+    assert parent.info.status == "KILLED" and children == []
+
+    res = run_cli(
+        "run", str(job), "--resume", "--params", '{"pause": 0.0}', cwd=folder
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    parent, children = split_runs(folder, "stopped")
+    assert parent.info.status == "FINISHED" and parent.data.metrics["trials_complete"] == 8
+    assert sorted(c.info.status for c in children).count("FINISHED") == 8
+    assert sum("interrupted" in c.data.tags.get("error", "") for c in children) == 2
+
+
 @pytest.fixture
 def ray_head(tmp_path: Path):
     """A real Ray cluster: ``ray start --head`` on 127.0.0.1, stopped by its process group."""

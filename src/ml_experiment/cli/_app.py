@@ -185,7 +185,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"ml-experiment {__version__}")
         raise SystemExit(0)
     try:
-        app(args=args, prog_name="ml-experiment", standalone_mode=False)
+        # Outside standalone mode Typer turns Ctrl-C and typer.Exit(n) into a returned code.
+        code = app(args=args, prog_name="ml-experiment", standalone_mode=False)
     except ConfigError as exc:
         report_bad_input(exc)
         raise SystemExit(2) from None
@@ -211,3 +212,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exc, click.exceptions.Abort):
             raise SystemExit(130) from None
         raise
+    if isinstance(code, int) and not isinstance(code, bool) and code != 0:
+        if code == 130:
+            print("interrupted", file=sys.stderr)
+        raise SystemExit(code)

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -395,6 +396,14 @@ class GroupRunner:
             finally:
                 self._finish(study, started, console_path, error)
         if error is not None:
+            if isinstance(error, KeyboardInterrupt):
+                done = sum(self.counts.values())
+                print(
+                    f"group {self.config.name!r} interrupted after {done} of "
+                    f"{self.config.num_trials} trials; run the same command with --resume to "
+                    "continue it",
+                    file=sys.stderr,
+                )
             raise error
         if self.counts["complete"] == 0 and self.counts["fail"] > 0:
             raise RunFailedError(
