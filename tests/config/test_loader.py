@@ -265,3 +265,12 @@ def test_read_mapping_long_inline_json_is_not_a_path() -> None:
     text = json.dumps(value)
     assert len(text) > 255
     assert read_mapping(text, what="--params") == value
+
+
+def test_flow_mapping_split_by_yaml_is_explained() -> None:
+    # YAML reads `{b: uniform(0, 1)}` as {'b': 'uniform(0', '1)': None}.
+    path = BAD / "param_space_flow_mapping_split.yaml"
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.field == "param_space.b"
+    assert "YAML split 'uniform(0'" in str(info.value) and "quote each distribution" in str(info.value)

@@ -292,6 +292,22 @@ class GroupConfig(BaseJobConfig):
     resources_per_worker: ResourcesConfig = ResourcesConfig()
     ray_config: RayConfig = RayConfig()
 
+    @field_validator("param_space", mode="before")
+    @classmethod
+    def _flow_mapping_split(cls, value: Any) -> Any:
+        # YAML splits `{b: uniform(0, 1)}` at the comma into {'b': 'uniform(0', '1)': None};
+        # the pieces cannot be glued back (equal pieces collide as keys), so say what happened.
+        if not isinstance(value, dict) or None not in value.values():
+            return value
+        for name, entry in value.items():
+            if isinstance(entry, str) and entry.count("(") > entry.count(")"):
+                raise FieldValueError(
+                    f"YAML split {entry!r}... at a comma: inside {{ }} quote each distribution, "
+                    f"e.g. {{{name}: '{entry}, ...)'}}, or write one name per line",
+                    (name,),
+                )
+        return value
+
     @field_validator("sampler", mode="before")
     @classmethod
     def _known_sampler(cls, value: Any) -> str:
