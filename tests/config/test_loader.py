@@ -273,4 +273,6 @@ def test_flow_mapping_split_by_yaml_is_explained() -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert info.value.field == "param_space.b"
-    assert "YAML split 'uniform(0'" in str(info.value) and "quote each distribution" in str(info.value)
+    assert "YAML split 'uniform(0'" in str(info.value) and "quote each distribution" in str(
+        info.value
+    )

@@ -78,7 +78,9 @@ def test_the_one_transaction_path_matches_the_public_api(tracker: MLflowTracker)
 
 def test_fast_runs_are_found_by_search_and_as_children(tracker: MLflowTracker) -> None:
     parent = tracker.create_run("exp", run_name="parent")
-    ids = {_write(tracker, fast=True, parent_run_id=parent, run_name=f"trial-{i}") for i in range(3)}
+    ids = {
+        _write(tracker, fast=True, parent_run_id=parent, run_name=f"trial-{i}") for i in range(3)
+    }
     assert {r.info.run_id for r in tracker.child_runs("exp", parent)} == ids
     found = tracker.client.search_runs(
         [tracker.experiment_id("exp")],

@@ -137,6 +137,47 @@ def _slots(config: Any) -> int:
     return int(slots)
 
 
+_POLL_S = 0.5  # longest wait for a trial before the driver looks at Ctrl-C again
+
+
+class _CtrlC:
+    """Ctrl-C during the trial loop stops the group at the loop's next turn.
+
+    Python raises KeyboardInterrupt wherever the main thread happens to be, e.g. inside a
+    journal append holding the study's file lock or inside Ray's client code, and the clean-up
+    that follows could then hang or crash. The first Ctrl-C only sets a flag that the loop
+    checks between trials; a second one interrupts at once.
+    """
+
+    def __init__(self) -> None:
+        import signal
+        import threading
+
+        self.requested = False
+        self._installed = threading.current_thread() is threading.main_thread()
+        if self._installed:
+            # None: a handler set outside Python; Python's own is put back in its place.
+            self._previous = (
+                signal.signal(signal.SIGINT, self._handle) or signal.default_int_handler
+            )
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        import signal
+
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+            self._installed = False
+
+
 class GroupRunner:
     """Drives one group from start (or resume) to its summary."""
 
@@ -478,17 +519,19 @@ class GroupRunner:
             pending[remote.remote(spec)] = (trial, params, seed, time.time())
             dispatched += 1
 
+        ctrl_c = _CtrlC()
         try:
             while True:
+                ctrl_c.check()
                 while len(pending) < slots and dispatched < to_run:
                     dispatch()
                 progress.update(running=len(pending), counts=self.counts, best=self.best_value)
                 if not pending:
                     return
-                wait_s = None
+                wait_s = _POLL_S
                 if timeout is not None:
                     oldest = min(t0 for *_, t0 in pending.values())
-                    wait_s = max(0.0, oldest + timeout - time.time())
+                    wait_s = min(wait_s, max(0.0, oldest + timeout - time.time()))
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=wait_s)
                 expired: list[Any] = []
                 if not ready and timeout is not None:
@@ -527,6 +570,7 @@ class GroupRunner:
                         duration=result.ended - result.started if result.started else None,
                     )
         finally:
+            ctrl_c.restore()
             if pending:
                 # Interrupted (Ctrl-C / error): stop the workers; --resume re-runs these trials.
                 for ref in pending:
