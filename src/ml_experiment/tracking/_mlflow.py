@@ -112,6 +112,13 @@ def _param_str(value: Any) -> str:
     return text if len(text) <= PARAM_MAX else text[: PARAM_MAX - 3] + "..."
 
 
+def _run_tags(tags: Mapping[str, Any] | None, parent_run_id: str | None) -> dict[str, str]:
+    out = {k: str(v) for k, v in (tags or {}).items()}
+    if parent_run_id:
+        out["mlflow.parentRunId"] = parent_run_id
+    return out
+
+
 def numeric_metrics(metrics: Mapping[str, Any], *, where: str = "metrics") -> dict[str, float]:
     """Metrics as floats; a non-numeric value is an error naming the metric."""
     out: dict[str, float] = {}
@@ -184,13 +191,10 @@ class MLflowTracker:
         parent_run_id: str | None = None,
         start_time: float | None = None,
     ) -> str:
-        all_tags = {k: str(v) for k, v in (tags or {}).items()}
-        if parent_run_id:
-            all_tags["mlflow.parentRunId"] = parent_run_id
         run = self.client.create_run(
             self.experiment_id(experiment),
             run_name=run_name,
-            tags=all_tags,
+            tags=_run_tags(tags, parent_run_id),
             start_time=int((start_time or time.time()) * 1000),
         )
         return str(run.info.run_id)
@@ -218,15 +222,12 @@ class MLflowTracker:
         if self._sql_store is not None:
             from ml_experiment.tracking._onewrite import write_run
 
-            all_tags = {k: str(v) for k, v in (tags or {}).items()}
-            if parent_run_id:
-                all_tags["mlflow.parentRunId"] = parent_run_id
             run_id = write_run(
                 self._sql_store,
                 experiment_id=exp_id,
                 artifact_location=self._artifact_location(exp_id),
                 run_name=run_name,
-                tags=all_tags,
+                tags=_run_tags(tags, parent_run_id),
                 params={str(k): _param_str(v) for k, v in (params or {}).items()},
                 metrics=self._metric_list(metrics, step, steps, None),
                 start_ms=int(start_time * 1000),
