@@ -35,6 +35,23 @@ class RunFailedError(MLExperimentError):
     """One or more runs of a job failed; their details are in the knowledge center."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """A run or group stopped by a signal: Ctrl-C (SIGINT, exit 130) or SIGTERM (exit 143).
+
+    A ``KeyboardInterrupt``, so code that already treats Ctrl-C as "stop now" treats SIGTERM the
+    same way. ``message`` says what was stopped and how to continue (``--resume`` for groups).
+    """
+
+    def __init__(self, message: str = "interrupted", *, signum: int = 2) -> None:
+        super().__init__(message)
+        self.message = message
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
 class MissingDependencyError(MLExperimentError, ImportError):
     """An optional dependency is not installed; the message names the pip extra."""
 
@@ -51,6 +68,7 @@ class NotInTrialError(MLExperimentError, RuntimeError):
 __all__ = [
     "ConfigError",
     "ExecutionError",
+    "Interrupted",
     "MLExperimentError",
     "MissingDependencyError",
     "NotInTrialError",
