@@ -7,15 +7,11 @@ and records the child run. Workers only compute.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +21,8 @@ from ml_experiment.config import MetricConfig, flatten_space, unflatten_params
 from ml_experiment.exceptions import ConfigError, RunFailedError
 from ml_experiment.execution._invoke import bind_params, final_metrics
 from ml_experiment.execution._progress import GroupProgress
+from ml_experiment.execution._ray import ray_session
+from ml_experiment.execution._ray import slots as _slots
 from ml_experiment.execution._worker import TrialResult, TrialSpec, execute_trial
 from ml_experiment.execution._writer import BackgroundWriter
 
@@ -81,60 +79,6 @@ def _check_params(config: Any, job_fn: JobFunction) -> None:
                 field=f"params.{name}",
             )
     bind_params(job_fn.signature, given, fn_name=job_fn.name, source=config.source)
-
-
-@contextlib.contextmanager
-def ray_session(config: Any) -> Iterator[None]:
-    """Use the running Ray session, join ``ray_config.address``, or start a private local one."""
-    import ray
-
-    if ray.is_initialized():
-        yield
-        return
-    rc = config.ray_config
-    kwargs: dict[str, Any] = {"log_to_driver": True, "configure_logging": False}
-    kwargs.update(rc.init_kwargs())
-    temp_dir = None
-    if rc.address:
-        ray.init(address=rc.address, **kwargs)
-    else:
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        if "_temp_dir" not in kwargs:
-            # Not /tmp/ray: that may belong to another cluster on this host.
-            temp_dir = tempfile.mkdtemp(prefix="mlx-ray-")
-            kwargs["_temp_dir"] = temp_dir
-        kwargs.setdefault("include_dashboard", False)
-        ray.init(
-            address="local",
-            num_cpus=rc.num_cpus or os.cpu_count() or 1,
-            num_gpus=rc.num_gpus,
-            **kwargs,
-        )
-    try:
-        yield
-    finally:
-        ray.shutdown()
-        if temp_dir:
-            shutil.rmtree(temp_dir, ignore_errors=True)
-
-
-def _slots(config: Any) -> int:
-    """How many trials fit at once in the cluster with ``resources_per_worker``."""
-    import ray
-
-    res = ray.cluster_resources()
-    need = config.resources_per_worker
-    slots = math.floor(res.get("CPU", 0) / need.cpu + 1e-9)
-    if need.gpu > 0:
-        slots = min(slots, math.floor(res.get("GPU", 0) / need.gpu + 1e-9))
-    if slots < 1:
-        raise ConfigError(
-            f"one worker needs cpu={need.cpu}, gpu={need.gpu} but the cluster has "
-            f"CPU={res.get('CPU', 0)}, GPU={res.get('GPU', 0)}",
-            source=config.source,
-            field="resources_per_worker",
-        )
-    return int(slots)
 
 
 _POLL_S = 0.5  # longest wait for a trial before the driver looks at Ctrl-C again
