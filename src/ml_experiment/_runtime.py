@@ -1,11 +1,16 @@
-"""Process-wide state shared by the decorator and the execution backends.
+"""Who is running a decorated function right now, and the live trial of a group trial.
 
-Kept in one small module with no heavy imports, so ``import ml_experiment`` stays light.
+Context variables, set through context managers: a launch or trial context is always restored
+when its block ends, also on errors. Kept in one small module with no heavy imports (and no
+import of the execution backends), so ``import ml_experiment`` stays light.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -26,24 +31,41 @@ class PlainCall:
         return job_fn.fn(*args, **kwargs)
 
 
+_launch: ContextVar[Launch | None] = ContextVar("ml_experiment_launch", default=None)
+# The live trial context (see hpo._trial) while a group trial runs.
+_trial_context: ContextVar[Any] = ContextVar("ml_experiment_trial", default=None)
+
 _lock = threading.Lock()
-_launch: Launch | None = None
 # Job functions decorated since the registry was last cleared (i.e. while loading one script).
 _registry: list[JobFunction] = []
-# Set while a group trial runs in this process: the live trial context (see hpo._trial).
-_trial_context = threading.local()
 
 
 def current_launch() -> Launch | None:
-    return _launch
+    return _launch.get()
 
 
-def set_launch(launch: Launch | None) -> Launch | None:
-    """Install ``launch`` and return the previous one (to restore it afterwards)."""
-    global _launch
-    with _lock:
-        previous, _launch = _launch, launch
-    return previous
+@contextlib.contextmanager
+def launched(launch: Launch | None) -> Iterator[None]:
+    """Make ``launch`` the current launch for the block."""
+    token = _launch.set(launch)
+    try:
+        yield
+    finally:
+        _launch.reset(token)
+
+
+@contextlib.contextmanager
+def in_trial(ctx: Any) -> Iterator[None]:
+    """Make ``ctx`` the live trial context for the block (``Trial.get_current()``)."""
+    token = _trial_context.set(ctx)
+    try:
+        yield
+    finally:
+        _trial_context.reset(token)
+
+
+def get_trial_context() -> Any:
+    return _trial_context.get()
 
 
 def register(job_fn: JobFunction) -> None:
@@ -57,11 +79,3 @@ def take_registered() -> list[JobFunction]:
         found = list(_registry)
         _registry.clear()
     return found
-
-
-def set_trial_context(ctx: Any) -> None:
-    _trial_context.value = ctx
-
-
-def get_trial_context() -> Any:
-    return getattr(_trial_context, "value", None)

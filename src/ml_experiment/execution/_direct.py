@@ -57,8 +57,7 @@ class DirectLaunch:
         if any(a in ("-h", "--help") for a in argv):
             print(_usage(job_fn, script.name))
             raise SystemExit(0)
-        previous = _runtime.set_launch(_runtime.PlainCall())
-        try:
+        with _runtime.launched(_runtime.PlainCall()):
             try:
                 flags = parse_flags(argv, job_fn)
                 config = ExperimentConfig(
@@ -70,6 +69,4 @@ class DirectLaunch:
             except MLExperimentError as exc:
                 report_bad_input(exc)
                 raise SystemExit(2) from None
-        finally:
-            _runtime.set_launch(previous)
         return outcome.value

@@ -95,9 +95,8 @@ def run_job(config: Any, *, resume: bool = False) -> list[Any]:
     outcomes = []
     for i, script in enumerate(config.run):
         launch = ScriptLaunch(config, Path(script), i, resume=resume)
-        previous = _runtime.set_launch(launch)
         _runtime.take_registered()
-        try:
+        with _runtime.launched(launch):
             with script_environment(launch.script, "__main__"):
                 runpy.run_path(str(launch.script), run_name="__main__")
             if not launch.called:
@@ -112,7 +111,5 @@ def run_job(config: Any, *, resume: bool = False) -> list[Any]:
                         source=config.source,
                         field=f"run[{i}]",
                     )
-        finally:
-            _runtime.set_launch(previous)
         outcomes.append(launch.result)
     return outcomes

@@ -133,12 +133,15 @@ def execute_trial(spec: TrialSpec) -> TrialResult:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at step {step}")
 
-    previous = _runtime.set_launch(_runtime.PlainCall())
-    _runtime.set_trial_context(ctx)
     recorder = SeedRecorder(seed=spec.seed)
     result.started = time.time()
     try:
-        with recorder, _live_run(spec, job_fn, result):
+        with (
+            _runtime.launched(_runtime.PlainCall()),
+            _runtime.in_trial(ctx),
+            recorder,
+            _live_run(spec, job_fn, result),
+        ):
             metrics, artifacts, _ = invoke(job_fn.fn, spec.params, on_step=on_step)
         missing = [m for m in spec.metric_names if m not in metrics]
         result.metrics, result.artifacts = (
@@ -163,8 +166,6 @@ def execute_trial(spec: TrialSpec) -> TrialResult:
             result.traceback = "".join(traceback.format_exception(exc))
     finally:
         result.ended = time.time()
-        _runtime.set_trial_context(None)
-        _runtime.set_launch(previous)
         if loader is not None:
             loader._uninstall()
     if spec.log_seeds:
