@@ -48,7 +48,7 @@ class JobFunction:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         launch = _runtime.current_launch()
         if launch is None:
-            from ml_experiment.execution._direct import DirectLaunch
+            from ml_experiment.cli._direct import DirectLaunch
 
             launch = DirectLaunch()
         return launch.execute(self, args, kwargs)

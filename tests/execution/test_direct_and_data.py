@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ml_experiment import DataLoader, job
+from ml_experiment.cli._direct import parse_flags
 from ml_experiment.exceptions import ConfigError
-from ml_experiment.execution._direct import parse_flags
 
 
 @job

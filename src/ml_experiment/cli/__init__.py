@@ -1,5 +1,25 @@
-"""The command-line interface."""
+"""The command-line interface, and how a directly run script ends.
 
-from ml_experiment.cli._app import app, main
+Loaded lazily: ``ml_experiment.cli._direct`` (used by ``python train.py``) must not import Typer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["app", "main"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``ml-experiment`` command."""
+    from ml_experiment.cli._app import main as _main
+
+    _main(argv)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        from ml_experiment.cli._app import app
+
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

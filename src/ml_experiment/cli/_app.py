@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ml_experiment.cli._errors import report_bad_input, report_failed_run
+from ml_experiment.cli._outcome import Carrier, interrupted_code, report
 
 app = typer.Typer(
     name="ml-experiment",
@@ -128,7 +128,10 @@ def run(
 
     from ml_experiment.execution import run_job
 
-    run_job(job_config, resume=resume)
+    try:
+        run_job(job_config, resume=resume)
+    except KeyboardInterrupt as exc:
+        raise Carrier(exc) from exc
 
 
 @app.command("ui")
@@ -172,9 +175,7 @@ def ui(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: maps errors to exit codes (2 bad input, 1 failed run, 130 interrupted)."""
-    from ml_experiment.exceptions import ConfigError, MLExperimentError, RunFailedError
-
+    """Entry point; how it ends (exit code and message) is decided in ``cli._outcome``."""
     args = list(sys.argv[1:] if argv is None else argv)
     # The thesis form `ml-experiment --config_file x.yaml` means `ml-experiment run ...`.
     if args and args[0].startswith("--") and args[0] not in ("--help", "--version"):
@@ -185,34 +186,19 @@ def main(argv: list[str] | None = None) -> None:
         print(f"ml-experiment {__version__}")
         raise SystemExit(0)
     try:
-        # Outside standalone mode Typer turns Ctrl-C and typer.Exit(n) into a returned code.
+        # Outside standalone mode Typer raises usage errors and returns typer.Exit(n)'s code.
         code = app(args=args, prog_name="ml-experiment", standalone_mode=False)
-    except ConfigError as exc:
-        report_bad_input(exc)
-        raise SystemExit(2) from None
-    except RunFailedError as exc:
-        report_failed_run(exc)
-        raise SystemExit(1) from None
-    except MLExperimentError as exc:
-        report_bad_input(exc)
-        raise SystemExit(1) from None
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
-    except typer.Exit as exc:
-        raise SystemExit(exc.exit_code) from None
     except SystemExit:
         raise
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            raise SystemExit(exc.exit_code) from None
-        if isinstance(exc, click.exceptions.Abort):
-            raise SystemExit(130) from None
-        raise
+    except BaseException as exc:
+        outcome = exc.original if isinstance(exc, Carrier) else exc
+        if isinstance(outcome, typer.Exit):
+            raise SystemExit(outcome.exit_code) from None
+        if isinstance(outcome, typer.Abort):
+            outcome = KeyboardInterrupt()
+        exit_code = report(outcome)
+        if exit_code is None:
+            raise  # a bug: its traceback is what helps
+        raise SystemExit(exit_code) from None
     if isinstance(code, int) and not isinstance(code, bool) and code != 0:
-        if code == 130:
-            print("interrupted", file=sys.stderr)
-        raise SystemExit(code)
+        raise SystemExit(interrupted_code(code))

@@ -6,10 +6,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ml_experiment.exceptions import ConfigError, MLExperimentError, RunFailedError
+from ml_experiment.exceptions import ConfigError, MLExperimentError
 
 if TYPE_CHECKING:
     from ml_experiment._job import JobFunction
+
+__all__ = ["DirectLaunch", "parse_flags"]
 
 
 def parse_flags(argv: list[str], job_fn: JobFunction) -> dict[str, Any]:
@@ -44,12 +46,16 @@ def _usage(job_fn: JobFunction, script: str) -> str:
 
 
 class DirectLaunch:
-    """Runs the job function as a single tracked experiment with signature defaults and flags."""
+    """Runs the job function as a single tracked experiment with signature defaults and flags.
+
+    It ends the way ``ml-experiment run`` does (``cli._outcome``): a failed run, bad input or
+    Ctrl-C prints its message and exits with its code.
+    """
 
     def execute(self, job_fn: JobFunction, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         from ml_experiment import _runtime
-        from ml_experiment.cli._errors import report_bad_input
-        from ml_experiment.config import ExperimentConfig
+        from ml_experiment.cli._outcome import report
+        from ml_experiment.config import load_config
         from ml_experiment.execution._experiment import run_experiment
 
         script = Path(job_fn.source_file or sys.argv[0]).resolve()
@@ -60,13 +66,10 @@ class DirectLaunch:
         with _runtime.launched(_runtime.PlainCall()):
             try:
                 flags = parse_flags(argv, job_fn)
-                config = ExperimentConfig(
-                    name=script.stem, kind="experiment", params={**flags, **kwargs}, run=[script]
-                )
+                overrides = {"kind": "experiment", "name": script.stem, "run": [script]}
+                config = load_config(None, {**overrides, "params": {**flags, **kwargs}})
                 outcome = run_experiment(config, job_fn, script=script)
-            except RunFailedError:
-                raise
-            except MLExperimentError as exc:
-                report_bad_input(exc)
-                raise SystemExit(2) from None
+            except (MLExperimentError, KeyboardInterrupt) as exc:
+                code = report(exc)
+                raise SystemExit(code) from None
         return outcome.value
