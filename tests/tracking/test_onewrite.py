@@ -11,7 +11,7 @@ import pytest
 
 from ml_experiment.exceptions import TrackingError
 from ml_experiment.tracking._mlflow import KnowledgeCenter, MLflowTracker
-from ml_experiment.tracking._onewrite import sql_store
+from ml_experiment._private import sql_store
 
 
 @pytest.fixture

@@ -13,11 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from ml_experiment.callbacks._dispatch import CallbackDispatcher
 from ml_experiment.exceptions import ExecutionError, RunFailedError
-from ml_experiment.execution._invoke import bind_params, final_metrics, invoke
+from ml_experiment.execution._invoke import bind_params, invoke
+from ml_experiment.execution._signals import interrupts_raise
 
 if TYPE_CHECKING:
     from ml_experiment._job import JobFunction
     from ml_experiment.tracking._mlflow import MLflowTracker
+    from ml_experiment.tracking.record import RunRecord
+    from ml_experiment.tracking.recorder import Recorder
 
 
 @dataclass
@@ -28,6 +31,7 @@ class RunOutcome:
     metrics: dict[str, float] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
     value: Any = None
+    duration: float = 0.0
 
 
 def effective_params(config: Any, job_fn: JobFunction, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -38,7 +42,7 @@ def effective_params(config: Any, job_fn: JobFunction, kwargs: dict[str, Any]) -
 
 @contextlib.contextmanager
 def data_loaded(job_fn: JobFunction) -> Iterator[dict[str, str]]:
-    """Run the job's DataLoader once and share its result for the block; yield its fingerprint tags."""
+    """Run the job's DataLoader once and share its result for the block; yield its fingerprints."""
     loader = job_fn.options.data_loader
     if loader is None:
         yield {}
@@ -48,9 +52,22 @@ def data_loaded(job_fn: JobFunction) -> Iterator[dict[str, str]]:
     data = loader._compute()
     loader._install(data)
     try:
-        yield {f"data.fingerprint.{loader.__name__}": fingerprint(data)}
+        yield {loader.__name__: fingerprint(data)}
     finally:
         loader._uninstall()
+
+
+def exit_status(exc: BaseException | None) -> str:
+    """The MLflow status a run ends with after ``exc`` (``None``: it returned)."""
+    if exc is None or (isinstance(exc, SystemExit) and exc.code in (0, None)):
+        return "FINISHED"
+    return "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: exit code {exc.code!r}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def run_experiment(
@@ -66,6 +83,7 @@ def run_experiment(
     Raises:
         ConfigError: bad parameters (before any run is created).
         RunFailedError: the function raised; the run is FAILED (or deleted) with the traceback.
+        Interrupted: Ctrl-C or SIGTERM; the run is KILLED.
     """
     params = effective_params(config, job_fn, kwargs or {})
     if config.kind == "job":
@@ -92,7 +110,31 @@ def _run_untracked(config: Any, job_fn: JobFunction, params: dict[str, Any]) -> 
     callbacks(
         "on_job_end", config=config, exception=None, duration=time.time() - started, metrics=metrics
     )
-    return RunOutcome(None, metrics, artifacts)
+    return RunOutcome(None, metrics, artifacts, duration=time.time() - started)
+
+
+def _start_record(
+    config: Any, job_fn: JobFunction, params: dict[str, Any], script: Path | None
+) -> RunRecord:
+    from ml_experiment.tracking._capture import capture_context
+    from ml_experiment.tracking.record import TAG_FUNCTION, TAG_KIND, RunRecord
+
+    record = RunRecord(
+        experiment=config.name,
+        name=config.name,
+        params=params,
+        tags={TAG_KIND: config.kind, TAG_FUNCTION: job_fn.name},
+    )
+    if config.seed is not None:
+        record.seeds["seed"] = str(config.seed)
+    source = str(script or job_fn.source_file or "")
+    capture_context(
+        record,
+        resolved_config=config.resolved_dict(),
+        source_file=source or None,
+        system_info=job_fn.options.log_system_info,
+    )
+    return record
 
 
 def _run_tracked(
@@ -102,117 +144,111 @@ def _run_tracked(
     script: Path | None,
     tracker: MLflowTracker,
 ) -> RunOutcome:
-    import mlflow
+    from ml_experiment.tracking.recorder import Recorder
 
-    from ml_experiment.integrations._autolog import disable_autologging, enable_autologging
-    from ml_experiment.tracking._capture import record_context, scrub
-    from ml_experiment.tracking._mlflow import fluent_tracking_uri
-    from ml_experiment.tracking.console import ConsoleCapture
-    from ml_experiment.tracking.redact import redact_params
-    from ml_experiment.tracking.seeds import SeedRecorder
-
-    opts = job_fn.options
-    callbacks = CallbackDispatcher(opts.callbacks)
-    secrets = callbacks.secrets()
-    source = str(script or job_fn.source_file or "")
-    run_id = tracker.create_run(
-        config.name,
-        run_name=config.name,
-        tags={"ml_experiment.kind": config.kind, "ml_experiment.function": job_fn.name},
-    )
-    tracker.log(run_id, params=redact_params(params))
-    record_context(
-        tracker,
-        run_id,
-        resolved_config=config.resolved_dict(),
-        source_file=source or None,
-        system_info=opts.log_system_info,
-        secrets=secrets,
-    )
-    if config.seed is not None:
-        tracker.log(run_id, tags={"seed": config.seed})
+    callbacks = CallbackDispatcher(job_fn.options.callbacks)
+    recorder = Recorder(tracker, secrets=callbacks.secrets())
+    record = _start_record(config, job_fn, params, script)
+    run_id = recorder.start(record)
     callbacks("on_job_start", config=config, run_id=run_id)
-
-    last_step: dict[str, float] = {}
-
-    def on_step(step: int, metrics: dict[str, float]) -> None:
-        last_step.clear()
-        last_step.update(metrics)
-        tracker.log(run_id, metrics=metrics, step=step)
-        callbacks("on_info_logged", config=config, metrics=metrics, artifacts={}, step=step)
-
-    started = time.time()
     error: BaseException | None = None
-    metrics: dict[str, float] = {}
-    artifacts: dict[str, str] = {}
-    seeds: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="mlx-") as tmp:
         console_path = Path(tmp) / "console.log"
         try:
-            with (
-                ConsoleCapture(console_path),
-                fluent_tracking_uri(tracker.kc.tracking_uri),  # the fluent API, autologging
-                mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None),
-            ):
-                if opts.autologging_backends:
-                    enable_autologging(opts.autologging_backends)
-                recorder = SeedRecorder(seed=config.seed)
-                try:
-                    with recorder, data_loaded(job_fn) as data_tags:
-                        if data_tags:
-                            tracker.log(run_id, tags=data_tags)
-                        metrics, artifacts, steps = invoke(job_fn.fn, params, on_step=on_step)
-                    # A generator's final metrics were logged step by step already.
-                    tracker.log(
-                        run_id, metrics=final_metrics(metrics, last_step), step=max(steps - 1, 0)
-                    )
-                    for name, path in artifacts.items():
-                        if not Path(path).exists():
-                            raise ExecutionError(
-                                f"artifact {name!r}: no such file or folder {path!r}"
-                            )
-                        tracker.log_artifact(run_id, path, _artifact_dir(name, path))
-                finally:
-                    seeds = recorder.recorded()
-                    if opts.autologging_backends:
-                        disable_autologging(opts.autologging_backends)
-        except Exception as exc:
+            _call(config, job_fn, record, recorder, callbacks, console_path)
+        except BaseException as exc:
             error = exc
-            tb = "".join(traceback.format_exception(exc))
-            tracker.log_text(run_id, scrub(tb, secrets), "error/traceback.txt")
-            tracker.log(
-                run_id, tags={"error": scrub(f"{type(exc).__name__}: {exc}", secrets)[:5000]}
-            )
-        if opts.log_seeds and seeds:
-            tracker.log(run_id, tags=seeds)
-        if console_path.exists():
-            text = console_path.read_text(encoding="utf-8", errors="replace")
-            tracker.log_text(run_id, scrub(text, secrets), "logs/console.log")
-    duration = time.time() - started
-    tracker.log(run_id, metrics={"duration_s": duration})
-    if error is None:
-        callbacks("on_info_logged", config=config, metrics=metrics, artifacts=artifacts)
+        finally:
+            record.end_time = time.time()
+            if console_path.exists():
+                record.console = console_path.read_text(encoding="utf-8", errors="replace")
+    record.status = exit_status(error)
+    if record.status != "FINISHED" and error is not None:
+        record.error = describe(error)
+        record.traceback = "".join(traceback.format_exception(error))
+        record.artifacts = {}
+    duration = record.end_time - record.start_time
+    record.metrics["duration_s"] = duration
+    if record.status == "FINISHED":
+        callbacks(
+            "on_info_logged", config=config, metrics=record.metrics, artifacts=record.artifacts
+        )
     if callbacks.failures:
-        tracker.log(run_id, tags={"callbacks.failed": "; ".join(callbacks.failures)[:5000]})
-    tracker.end_run(run_id, "FAILED" if error else "FINISHED")
-    callbacks(
-        "on_job_end",
-        config=config,
-        exception=error,
-        duration=duration,
-        metrics=metrics,
-        run_id=run_id,
-    )
-    if error is not None:
-        if opts.delete_if_failed:
-            tracker.delete_run(run_id)
-        raise RunFailedError(
-            f"run {run_id} of {config.name!r} failed: {type(error).__name__}: {error}"
-        ) from error
-    return RunOutcome(run_id, metrics, artifacts)
+        record.tags["callbacks.failed"] = "; ".join(callbacks.failures)
+    failed = error if record.status != "FINISHED" else None
+    try:
+        recorder.finish_after(record, failed)
+    finally:
+        callbacks(
+            "on_job_end",
+            config=config,
+            exception=failed,
+            duration=duration,
+            metrics=record.metrics,
+            run_id=run_id,
+        )
+    return _outcome(record, failed, job_fn, recorder)
 
 
-def _artifact_dir(name: str, path: str) -> str | None:
-    """Files go under artifacts/<name>/ unless the name is the file's own name."""
-    p = Path(path)
-    return None if p.is_file() and name == p.name else name
+def _call(
+    config: Any,
+    job_fn: JobFunction,
+    record: RunRecord,
+    recorder: Recorder,
+    callbacks: CallbackDispatcher,
+    console_path: Path,
+) -> None:
+    """Run the function inside the run: console captured, seeds recorded, steps logged live."""
+    import mlflow
+
+    from ml_experiment.integrations._autolog import disable_autologging, enable_autologging
+    from ml_experiment.tracking._mlflow import fluent_tracking_uri
+    from ml_experiment.tracking.console import ConsoleCapture
+    from ml_experiment.tracking.recorder import missing_artifacts
+    from ml_experiment.tracking.seeds import SeedRecorder
+
+    def on_step(step: int, metrics: dict[str, float]) -> None:
+        recorder.log_step(record, step, metrics)
+        callbacks("on_info_logged", config=config, metrics=metrics, artifacts={}, step=step)
+
+    backends = job_fn.options.autologging_backends
+    seeds = SeedRecorder(seed=config.seed)
+    with (
+        interrupts_raise(f"experiment {config.name!r} interrupted"),
+        ConsoleCapture(console_path),
+        fluent_tracking_uri(recorder.tracker.kc.tracking_uri),  # the fluent API, autologging
+        mlflow.start_run(run_id=record.run_id, nested=mlflow.active_run() is not None),
+    ):
+        if backends:
+            enable_autologging(backends)
+        try:
+            with seeds, data_loaded(job_fn) as fingerprints:
+                record.data.update(fingerprints)
+                record.metrics, artifacts, _ = invoke(job_fn.fn, record.params, on_step=on_step)
+            record.artifacts.update(artifacts)
+            missing = missing_artifacts(artifacts)
+            if missing:
+                raise ExecutionError(missing)
+        finally:
+            if job_fn.options.log_seeds:
+                record.seeds.update(seeds.recorded())
+            if backends:
+                disable_autologging(backends)
+
+
+def _outcome(
+    record: RunRecord, error: BaseException | None, job_fn: JobFunction, recorder: Recorder
+) -> RunOutcome:
+    run_id = record.run_id
+    duration = record.metrics["duration_s"]
+    if error is None:
+        return RunOutcome(run_id, record.metrics, dict(record.artifacts), duration=duration)  # type: ignore[arg-type]
+    if job_fn.options.delete_if_failed and run_id is not None:
+        with contextlib.suppress(Exception):
+            recorder.tracker.delete_run(run_id)
+    if isinstance(error, KeyboardInterrupt):
+        raise error
+    failed = RunFailedError(f"run {run_id} of {record.name!r} failed: {describe(error)}")
+    for note in getattr(error, "__notes__", ()):
+        failed.add_note(note)
+    raise failed from error

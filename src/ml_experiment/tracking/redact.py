@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["REDACTED", "SECRET_MARKERS", "is_secret_key", "redact_params", "redact_value"]
+__all__ = [
+    "REDACTED",
+    "SECRET_MARKERS",
+    "TAG_MAX",
+    "clip",
+    "is_secret_key",
+    "redact_params",
+    "redact_value",
+    "scrub",
+    "secret_values",
+]
 
 REDACTED = "***"
 
@@ -148,3 +158,38 @@ def redact_params(params: Mapping[Any, Any]) -> dict[Any, Any]:
         else:
             result[key] = redact_value(value)
     return result
+
+
+# -- text stored in the knowledge center -------------------------------------------------------
+
+TAG_MAX = 5000  # longest tag value kept (MLflow allows 8000; room for the marker)
+MIN_SECRET_LEN = 4  # shorter strings would mangle ordinary text
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """Replace every known secret string in ``text`` by ``REDACTED``, longest first.
+
+    Longest first, so a secret that contains another one is replaced whole.
+    """
+    for secret in sorted({s for s in secrets if s and len(s) >= MIN_SECRET_LEN}, key=len)[::-1]:
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def clip(text: str, limit: int = TAG_MAX) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    marker = f"... [{len(text) - limit} more characters]"
+    return text[: max(0, limit - len(marker))] + marker
+
+
+def secret_values(params: Mapping[Any, Any]) -> list[str]:
+    """The values of secret-named parameters as text, to scrub wherever they might be printed."""
+    found: list[str] = []
+    for key, value in params.items():
+        if isinstance(value, Mapping):
+            found.extend(secret_values(value))
+        elif value is not None and is_secret_key(str(key)):
+            found.append(value if isinstance(value, str) else str(value))
+    return found

@@ -1,0 +1,202 @@
+"""Every use of another library's private internals, in one place, each gated.
+
+No public API does these things (or does them far slower):
+
+- MLflow: a finished run written in one transaction on a SQL store (``write_run``). Through
+  ``MlflowClient`` a group's child run costs three calls (create_run, log_batch, set_terminated)
+  that MLflow's SQL store turns into ~30 ORM statements in six sessions: ~27 ms per trial here,
+  most of a group's per-trial time. It uses the store's own engine and table definitions, after
+  MLflow's own validation. ``tests/tracking/test_onewrite.py`` compares it field by field with
+  the public path.
+- Optuna: a live ``optuna.Trial`` for a trial created elsewhere (a worker reporting intermediate
+  values to the pruner). Optuna's docs discourage, but do not forbid, calling its constructor.
+
+Each runs only on the versions in :data:`TESTED` (the range ``pyproject.toml`` allows, which the
+suite runs on); elsewhere, or on a ``TypeError``/``AttributeError``/SQL error from the private
+path, the caller warns once (:func:`warn_once`) and takes the public path.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import math
+import uuid
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+# Library -> (lowest tested, first untested) release, as "major.minor".
+TESTED: dict[str, tuple[str, str]] = {"mlflow": ("3.17", "3.18"), "optuna": ("5.0", "5.1")}
+
+_warned: set[str] = set()
+
+
+def _release(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in version.split(".")[:2]:
+        digits = "".join(c for c in piece if c.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+@functools.cache
+def supported(library: str) -> bool:
+    """Whether the installed ``library`` is in the range its private path was tested on."""
+    low, high = TESTED[library]
+    try:
+        installed = _release(importlib.metadata.version(library))
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    ok = _release(low) <= installed < _release(high)
+    if not ok:
+        warn_once(
+            library,
+            f"{library} {importlib.metadata.version(library)} is outside the tested range "
+            f"{low}-{high}; ml-experiment uses its public API only (slower)",
+        )
+    return ok
+
+
+def warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def private_path_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean the private path no longer fits the library: take the public one."""
+    errors: list[type[BaseException]] = [TypeError, AttributeError, ImportError, KeyError]
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        errors.append(SQLAlchemyError)
+    except ImportError:  # pragma: no cover - MLflow depends on SQLAlchemy
+        pass
+    return tuple(errors)
+
+
+def optuna_trial(study: Any, trial_id: int) -> Any:
+    """A live ``optuna.Trial`` for the existing trial ``trial_id`` of ``study``."""
+    import optuna
+
+    return optuna.Trial(study, trial_id)
+
+
+def sql_store(client: Any) -> Any | None:
+    """The ``SqlAlchemyStore`` behind ``client``; ``None`` for another store or an untested MLflow."""
+    if not supported("mlflow"):
+        return None
+    try:
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        store = client._tracking_client.store
+    except (ImportError, AttributeError):
+        return None
+    return store if isinstance(store, SqlAlchemyStore) else None
+
+
+def _sanitize(value: float) -> tuple[bool, float]:
+    # As MLflow's SQL store: NaN is stored as 0 with is_nan, +-inf as the largest doubles.
+    if math.isnan(value):
+        return True, 0.0
+    if math.isinf(value):
+        return False, math.copysign(1.7976931348623157e308, value)
+    return False, value
+
+
+def write_run(
+    store: Any,
+    *,
+    experiment_id: str,
+    artifact_location: str,
+    run_name: str,
+    tags: Mapping[str, str],
+    params: Mapping[str, str],
+    metrics: Sequence[Any],
+    start_ms: int,
+    end_ms: int,
+    status: str,
+) -> str | None:
+    """Insert one terminated run with its tags, params and metrics; ``None`` if not possible here.
+
+    ``metrics`` are ``mlflow.entities.Metric``. Invalid keys or values raise MLflow's own error,
+    exactly as ``log_batch`` would, before anything is written.
+    """
+    try:
+        from mlflow.entities import Param, RunTag
+        from mlflow.store.tracking.dbmodels.models import (
+            SqlLatestMetric,
+            SqlMetric,
+            SqlParam,
+            SqlRun,
+            SqlTag,
+        )
+        from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
+        from mlflow.utils.uri import append_to_uri_path
+        from mlflow.utils.validation import _validate_batch_log_data, _validate_param_keys_unique
+    except ImportError:
+        return None
+
+    all_tags = {**tags, MLFLOW_RUN_NAME: run_name}
+    metric_list, param_list, tag_list = _validate_batch_log_data(
+        list(metrics),
+        [Param(k, v) for k, v in params.items()],
+        [RunTag(k, v) for k, v in all_tags.items()],
+    )
+    _validate_param_keys_unique(param_list)
+
+    run_id = uuid.uuid4().hex
+    metric_rows: list[dict[str, Any]] = []
+    latest: dict[str, dict[str, Any]] = {}
+    seen: set[tuple[Any, ...]] = set()
+    for m in metric_list:
+        is_nan, value = _sanitize(float(m.value))
+        row = {
+            "key": m.key,
+            "value": value,
+            "timestamp": int(m.timestamp),
+            "step": int(m.step),
+            "is_nan": is_nan,
+            "run_uuid": run_id,
+        }
+        identity = tuple(row.values())
+        if identity in seen:  # MLflow drops exact duplicates within a batch
+            continue
+        seen.add(identity)
+        metric_rows.append(row)
+        # The latest value of a key is the one with the highest (step, timestamp, value).
+        current = latest.get(m.key)
+        order = (row["step"], row["timestamp"], value)
+        if current is None or order > (current["step"], current["timestamp"], current["value"]):
+            latest[m.key] = row
+
+    run_row = {
+        "run_uuid": run_id,
+        "name": run_name,
+        "source_type": "UNKNOWN",
+        "source_name": "",
+        "entry_point_name": "",
+        "user_id": "unknown",
+        "status": status,
+        "start_time": start_ms,
+        "end_time": end_ms,
+        "deleted_time": None,
+        "source_version": "",
+        "lifecycle_stage": "active",
+        "artifact_uri": append_to_uri_path(artifact_location, run_id, "artifacts"),
+        "experiment_id": int(experiment_id),
+    }
+    # Core inserts on MLflow's own tables: the ORM unit of work alone costs more than the SQL.
+    inserts = [
+        (SqlRun, [run_row]),
+        (SqlTag, [{"key": t.key, "value": t.value, "run_uuid": run_id} for t in tag_list]),
+        (SqlParam, [{"key": p.key, "value": p.value, "run_uuid": run_id} for p in param_list]),
+        (SqlMetric, metric_rows),
+        (SqlLatestMetric, list(latest.values())),
+    ]
+    with store.ManagedSessionMaker(read_only=False) as session:
+        for model, rows in inserts:
+            if rows:
+                session.execute(model.__table__.insert(), rows)
+    return run_id
