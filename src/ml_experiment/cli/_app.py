@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from ml_experiment.cli._outcome import Carrier, interrupted_code, report
+from ml_experiment.cli._report_cmd import report_command
 
 app = typer.Typer(
     name="ml-experiment",
@@ -19,6 +20,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.command("report")(report_command)
 
 
 def _opt(*names: str, help: str, **kw: Any) -> Any:

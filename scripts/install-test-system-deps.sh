@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# System packages the test suite needs (Debian): a real Chromium for the browser tests, which
+# Playwright drives through `executable_path` (its own browser download cannot be used here).
+# Idempotent: installs only what is missing; runs `apt-get update` once, only when needed.
+set -euo pipefail
+
+packages=(chromium fonts-dejavu-core)
+
+missing=()
+for pkg in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$pkg")
+    fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    echo "test system packages already installed: ${packages[*]}"
+    exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update
+$SUDO apt-get install -y --no-install-recommends "${missing[@]}"

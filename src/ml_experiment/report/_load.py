@@ -1,0 +1,391 @@
+"""Reads what a report shows from the knowledge center: the run, its trials, and the study.
+
+A group's trials come from its Optuna study when the journal is reachable and belongs to this
+parent run; otherwise the study is rebuilt in memory from the MLflow child runs, so every plot
+has the same input either way.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ml_experiment.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    import optuna
+    from mlflow.entities import Run
+    from mlflow.tracking import MlflowClient
+
+TAG_KIND = "ml_experiment.kind"
+TAG_STUDY = "ml_experiment.study"
+TAG_STUDY_STORAGE = "ml_experiment.study_storage"
+TAG_TRIAL = "ml_experiment.trial_number"
+TAG_STATE = "ml_experiment.trial_state"
+TAG_WORKER = "ml_experiment.worker"
+TAG_PARENT = "mlflow.parentRunId"
+ATTR_PARENT = "ml_experiment.parent_run_id"
+ATTR_INTERRUPTED = "ml_experiment.interrupted"
+ATTR_ERROR = "ml_experiment.error"
+MAX_CURVES = 100  # learning curves drawn; more trials are sampled (the best always kept)
+
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+_METRIC = re.compile(r"\s*(.+?) \((maximize|minimize)\)\s*(?:,|$)")
+
+
+@dataclass
+class TrialRow:
+    """One trial as the report shows it (one row of the table, one bar of the timeline)."""
+
+    number: int
+    state: str  # complete | pruned | fail | running
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    start: float | None = None  # epoch seconds
+    end: float | None = None
+    error: str | None = None
+    run_id: str | None = None
+    worker: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        d = self.metrics.get("duration_s")
+        if d is None and self.start is not None and self.end is not None:
+            d = self.end - self.start
+        return d
+
+
+@dataclass
+class GroupData:
+    """A group: its parent run, trials in number order, and an Optuna study to plot from."""
+
+    name: str
+    parent: Run
+    experiment_id: str
+    objectives: list[tuple[str, str]]  # (metric name, direction)
+    trials: list[TrialRow]
+    study: optuna.Study
+    study_source: str
+    searched: list[str]
+
+
+@dataclass
+class ExperimentData:
+    """One tracked run: params, final metrics, step histories and the recorded environment."""
+
+    name: str
+    run: Run
+    experiment_id: str
+    histories: dict[str, list[tuple[int, float]]]
+
+
+def open_client(tracking_uri: str | None) -> tuple[MlflowClient, str]:
+    """An MlflowClient on the knowledge center (the job's default when ``tracking_uri`` is None)."""
+    from ml_experiment.tracking._mlflow import KnowledgeCenter, MLflowTracker
+
+    kc = KnowledgeCenter.resolve(tracking_uri)
+    if kc.tracking_uri.startswith("sqlite:///"):
+        db = Path(kc.tracking_uri.removeprefix("sqlite:///"))
+        if not db.is_file():  # opening it would create an empty knowledge center
+            raise ConfigError(
+                f"there is no knowledge center at {db}; pass --tracking_uri or run this where "
+                "the runs were made",
+                field="tracking_uri",
+            )
+    return MLflowTracker(kc).client, kc.tracking_uri
+
+
+def resolve_run(client: MlflowClient, key: str, uri: str) -> Run:
+    """The run called ``key``: a run id, else the latest group (or top-level run) of that name."""
+    from mlflow.exceptions import MlflowException
+
+    if _RUN_ID.fullmatch(key):
+        try:
+            return client.get_run(key)
+        except MlflowException:
+            pass
+    try:
+        exp = client.get_experiment_by_name(key)
+    except MlflowException:
+        exp = None
+    if exp is not None:
+        runs = client.search_runs(
+            [exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=200
+        )
+        top = [r for r in runs if TAG_PARENT not in r.data.tags]
+        groups = [r for r in top if r.data.tags.get(TAG_KIND) == "group"]
+        if groups or top:
+            return (groups or top)[0]
+    raise ConfigError(
+        f"no run id or group named {key!r} in the knowledge center {uri}",
+        field="RUN_ID_OR_GROUP_NAME",
+    )
+
+
+def is_group(run: Run) -> bool:
+    return run.data.tags.get(TAG_KIND) == "group"
+
+
+def objectives_of(parent: Run) -> list[tuple[str, str]]:
+    """The parent's ``metric`` param, e.g. ``acc (maximize), loss (minimize)``."""
+    text = parent.data.params.get("metric", "")
+    found = [(m.group(1).strip(), m.group(2)) for m in _METRIC.finditer(text)]
+    return found or [("objective", "minimize")]
+
+
+def _child_runs(client: MlflowClient, exp_id: str, parent_id: str) -> list[Run]:
+    runs: list[Run] = []
+    token = None
+    while True:
+        page = client.search_runs(
+            [exp_id],
+            filter_string=f"tags.`{TAG_PARENT}` = '{parent_id}'",
+            max_results=1000,
+            page_token=token,
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _row_from_run(run: Run) -> TrialRow | None:
+    tags = run.data.tags
+    try:
+        number = int(tags[TAG_TRIAL])
+    except (KeyError, ValueError):
+        return None
+    end = run.info.end_time
+    return TrialRow(
+        number=number,
+        state=tags.get(TAG_STATE, "complete" if run.info.status == "FINISHED" else "fail"),
+        params=dict(run.data.params),
+        metrics=dict(run.data.metrics),
+        start=run.info.start_time / 1000 if run.info.start_time else None,
+        end=end / 1000 if end else None,
+        error=tags.get("error"),
+        run_id=run.info.run_id,
+        worker=tags.get(TAG_WORKER),
+    )
+
+
+def _load_study(parent: Run) -> optuna.Study | None:
+    """The group's own study from its journal, or None when it cannot be read or is another's."""
+    import optuna
+
+    name = parent.data.tags.get(TAG_STUDY)
+    path = parent.data.tags.get(TAG_STUDY_STORAGE)
+    if not name or not path or not Path(path).is_file():
+        return None
+    from ml_experiment.hpo import open_storage
+
+    try:
+        study = optuna.load_study(study_name=name, storage=open_storage(path))
+    except Exception:  # a missing study or an unreadable journal: MLflow has the trials too
+        return None
+    owner = study.user_attrs.get(ATTR_PARENT)
+    return study if owner in (None, parent.info.run_id) else None
+
+
+_STATE_NAMES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "fail"}
+
+
+def _merge(study: optuna.Study, rows: dict[int, TrialRow], names: list[str]) -> list[TrialRow]:
+    """Trials of the study, completed by their MLflow run where one was recorded."""
+    out: list[TrialRow] = []
+    for t in study.get_trials(deepcopy=False):
+        row = rows.pop(t.number, None)
+        state = _STATE_NAMES.get(t.state.name, "running")
+        if row is None:
+            row = TrialRow(number=t.number, state=state, params=dict(t.params))
+            if t.values:
+                row.metrics.update(zip(names, t.values, strict=False))
+            row.start = t.datetime_start.timestamp() if t.datetime_start else None
+            row.end = t.datetime_complete.timestamp() if t.datetime_complete else None
+            row.error = t.user_attrs.get(ATTR_ERROR)
+        if t.user_attrs.get(ATTR_INTERRUPTED) and not row.error:
+            row.error = "interrupted: the driver stopped while this trial ran; re-queued"
+        out.append(row)
+    out.extend(rows.values())  # runs the study does not know (should not happen): still shown
+    return sorted(out, key=lambda r: r.number)
+
+
+def _number(text: Any) -> float | None:
+    if isinstance(text, bool):
+        return None
+    if isinstance(text, int | float):
+        return float(text)
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _flat_value(params: dict[str, Any], name: str) -> Any:
+    """A searched value from logged params; ``layers.1`` reads item 1 of the list ``layers``."""
+    if name in params:
+        return params[name]
+    base, _, index = name.rpartition(".")
+    if base in params and index.isdigit():
+        try:
+            items = json.loads(params[base])
+            return json.dumps(items[int(index)])
+        except (ValueError, TypeError, IndexError):
+            return None
+    return None
+
+
+def _infer_distribution(seen: list[Any]) -> Any:
+    """The distribution a column of logged values came from, as far as the values tell."""
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    if not seen:
+        return None
+    nums = [_number(v) for v in seen]
+    if any(x is None for x in nums):
+        return CategoricalDistribution(sorted({str(s) for s in seen}))
+    values = [float(x) for x in nums if x is not None]
+    lo, hi = min(values), max(values)
+    ints = all(x.is_integer() and "." not in str(s) for x, s in zip(values, seen, strict=True))
+    if lo == hi:
+        return CategoricalDistribution([int(lo) if ints else lo])
+    if ints:
+        return IntDistribution(int(lo), int(hi))
+    return FloatDistribution(lo, hi, log=lo > 0 and hi / lo > 100)
+
+
+def _internal_value(dist: Any, value: Any) -> Any:
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    if isinstance(dist, CategoricalDistribution):
+        return str(value) if isinstance(dist.choices[0], str) else dist.choices[0]
+    num = _number(value)
+    return int(num) if isinstance(dist, IntDistribution) and num is not None else num
+
+
+def _rebuild_study(
+    rows: list[TrialRow],
+    objectives: list[tuple[str, str]],
+    searched: list[str],
+    histories: dict[int, dict[int, float]],
+) -> optuna.Study:
+    """An in-memory study equivalent to the child runs (distributions from the values seen)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    raw = {r.number: {n: _flat_value(r.params, n) for n in searched} for r in rows}
+    dists: dict[str, Any] = {}
+    for name in searched:
+        dist = _infer_distribution([v[name] for v in raw.values() if v.get(name) is not None])
+        if dist is not None:
+            dists[name] = dist
+    states = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED}
+    directions: list[Any] = [d for _, d in objectives]
+    study = optuna.create_study(directions=directions)
+    trials = []
+    for r in rows:
+        params: dict[str, Any] = {}
+        for name, dist in dists.items():
+            v = raw[r.number].get(name)
+            if v is not None:
+                params[name] = _internal_value(dist, v)
+        state = states.get(r.state, TrialState.FAIL)
+        found = [r.metrics.get(n) for n, _ in objectives]
+        values = [v for v in found if v is not None and math.isfinite(v)]
+        if len(values) < len(found):
+            state = TrialState.FAIL if state == TrialState.COMPLETE else state
+        trials.append(
+            optuna.trial.create_trial(
+                state=state,
+                params=params,
+                distributions={k: dists[k] for k in params},
+                values=values if state == TrialState.COMPLETE else None,
+                intermediate_values=histories.get(r.number, {}),
+                user_attrs={"number": r.number},
+            )
+        )
+    study.add_trials(trials)
+    return study
+
+
+def _curve_sample(rows: list[TrialRow], key: str, maximize: bool) -> list[TrialRow]:
+    """At most MAX_CURVES trials: the best ones, then an even spread of the others."""
+    with_runs = [r for r in rows if r.run_id and r.state in ("complete", "pruned")]
+    if len(with_runs) <= MAX_CURVES:
+        return with_runs
+    scored = sorted(
+        (r for r in with_runs if key in r.metrics),
+        key=lambda r: r.metrics[key],
+        reverse=maximize,
+    )
+    keep = {r.number: r for r in scored[: MAX_CURVES // 4]}
+    rest = [r for r in with_runs if r.number not in keep]
+    step = len(rest) / (MAX_CURVES - len(keep))
+    for i in range(MAX_CURVES - len(keep)):
+        r = rest[int(i * step)]
+        keep[r.number] = r
+    return sorted(keep.values(), key=lambda r: r.number)
+
+
+def load_group(client: MlflowClient, parent: Run) -> GroupData:
+    """Everything a group report shows, from the study when reachable, else from MLflow."""
+    exp_id = parent.info.experiment_id
+    objectives = objectives_of(parent)
+    names = [n for n, _ in objectives]
+    rows = {}
+    for run in _child_runs(client, exp_id, parent.info.run_id):
+        row = _row_from_run(run)
+        if row is not None:
+            rows[row.number] = row
+    study = _load_study(parent)
+    if study is not None:
+        trials = _merge(study, rows, names)
+        searched = sorted({p for t in study.get_trials(deepcopy=False) for p in t.params})
+        source = f"Optuna study {study.study_name!r} ({parent.data.tags[TAG_STUDY_STORAGE]})"
+    else:
+        trials = sorted(rows.values(), key=lambda r: r.number)
+        searched = sorted(
+            k.removeprefix("param_space.")
+            for k in parent.data.params
+            if k.startswith("param_space.")
+        )
+        histories: dict[int, dict[int, float]] = {}
+        for r in _curve_sample(trials, names[0], objectives[0][1] == "maximize"):
+            points = client.get_metric_history(str(r.run_id), names[0])
+            if len(points) > 1:
+                histories[r.number] = {p.step: p.value for p in points}
+        study = _rebuild_study(trials, objectives, searched, histories)
+        source = "rebuilt from the MLflow child runs (the Optuna study was not reachable)"
+    return GroupData(
+        name=parent.data.tags.get("mlflow.runName") or parent.info.run_name or exp_id,
+        parent=parent,
+        experiment_id=exp_id,
+        objectives=objectives,
+        trials=trials,
+        study=study,
+        study_source=source,
+        searched=searched,
+    )
+
+
+def load_experiment(client: MlflowClient, run: Run) -> ExperimentData:
+    """One run with the step history of each of its metrics."""
+    histories = {
+        key: [(p.step, p.value) for p in client.get_metric_history(run.info.run_id, key)]
+        for key in sorted(run.data.metrics)
+    }
+    exp = client.get_experiment(run.info.experiment_id)
+    return ExperimentData(
+        name=exp.name, run=run, experiment_id=run.info.experiment_id, histories=histories
+    )
