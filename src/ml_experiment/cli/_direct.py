@@ -57,6 +57,7 @@ class DirectLaunch:
         from ml_experiment.cli._outcome import report
         from ml_experiment.config import load_config
         from ml_experiment.execution._experiment import run_experiment
+        from ml_experiment.execution._invoke import bind_params
 
         script = Path(job_fn.source_file or sys.argv[0]).resolve()
         argv = sys.argv[1:] if Path(sys.argv[0]).resolve() == script else []
@@ -68,6 +69,10 @@ class DirectLaunch:
                 flags = parse_flags(argv, job_fn)
                 overrides = {"kind": "experiment", "name": script.stem, "run": [script]}
                 config = load_config(None, {**overrides, "params": {**flags, **kwargs}})
+                # Checked here too, so that an error names the command line as its source.
+                bind_params(
+                    job_fn.signature, config.params, fn_name=job_fn.name, source="command line"
+                )
                 outcome = run_experiment(config, job_fn, script=script)
             except (MLExperimentError, KeyboardInterrupt) as exc:
                 code = report(exc)

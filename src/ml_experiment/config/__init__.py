@@ -24,6 +24,7 @@ from ._param_space import (
     parse_distribution,
     unflatten_params,
 )
+from ._param_types import ParamTypeError, check_param
 
 __all__ = [
     "PRUNERS",
@@ -37,8 +38,10 @@ __all__ = [
     "JobConfig",
     "MetricConfig",
     "ParamSpace",
+    "ParamTypeError",
     "RayConfig",
     "ResourcesConfig",
+    "check_param",
     "flatten_space",
     "load_config",
     "parse_distribution",

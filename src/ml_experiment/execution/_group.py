@@ -78,7 +78,13 @@ def _check_params(config: Any, job_fn: JobFunction) -> None:
                 source=config.source,
                 field=f"params.{name}",
             )
-    bind_params(job_fn.signature, given, fn_name=job_fn.name, source=config.source)
+    bind_params(
+        job_fn.signature,
+        given,
+        fn_name=job_fn.name,
+        source=config.source,
+        searched=config.param_space,  # helper A: only fixed params are type-checked
+    )
 
 
 _POLL_S = 0.5  # longest wait for a trial before the driver looks at Ctrl-C again
@@ -348,7 +354,11 @@ class GroupRunner:
         )
         given = {**self.config.params, **searched}
         return bind_params(
-            self.job_fn.signature, given, fn_name=self.job_fn.name, source=self.config.source
+            self.job_fn.signature,
+            given,
+            fn_name=self.job_fn.name,
+            source=self.config.source,
+            searched=self.config.param_space,  # helper A: only fixed params are type-checked
         )
 
     def run(self) -> GroupOutcome:

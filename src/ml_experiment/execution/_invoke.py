@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from ml_experiment.exceptions import ConfigError, ExecutionError
@@ -20,13 +20,21 @@ def bind_params(
     *,
     fn_name: str,
     source: Any = None,
+    searched: Collection[str] = (),
 ) -> dict[str, Any]:
     """Effective parameters: ``given`` values, then signature defaults.
 
+    A given value is checked against the parameter's annotation, with the coercions a user
+    expects (``"1e-3"`` or ``1`` for a float); names in ``searched`` are not checked (their
+    values come from a search space's distributions, or are placeholders before the search).
+
     Raises:
-        ConfigError: an unknown parameter (unless the function takes ``**kwargs``) or a
-            required parameter without a value.
+        ConfigError: an unknown parameter (unless the function takes ``**kwargs``), a required
+            parameter without a value, or a value that contradicts the annotation
+            (``params.n: expected int, got 'three'``).
     """
+    from ml_experiment.config import ParamTypeError, check_param
+
     params = signature.parameters
     takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     named = [n for n, p in params.items() if p.kind not in _VARIADIC]
@@ -48,7 +56,15 @@ def bind_params(
                 field=f"params.{name}",
             )
         if name in given:
-            effective[name] = given[name]
+            value = given[name]
+            if name not in searched:
+                try:
+                    value = check_param(value, p.annotation)
+                except ParamTypeError as exc:
+                    raise ConfigError(
+                        exc.reason, source=source, field=f"params.{name}{exc.loc}"
+                    ) from None
+            effective[name] = value
         elif p.default is not inspect.Parameter.empty:
             effective[name] = p.default
         else:
