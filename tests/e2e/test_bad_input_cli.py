@@ -108,3 +108,89 @@ def test_import_is_light_and_fast() -> None:
         assert heavy.strip() == "[]", heavy
         best = min(best or 99.0, float(dt))
     assert best < 0.3, best
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["foo"], "No such command 'foo'"),
+        (["rn"], "Did you mean 'run'?"),
+        (["run", "--nope"], "No such option: --nope"),
+        (["run", "--nam", "x"], "--name"),
+        (["run", "g.yaml", "--num_trials", "abc"], "Invalid value for '--num_trials'"),
+        (["ui", "--port", "http"], "Invalid value for '--port'"),
+    ],
+)
+def test_usage_errors_are_one_line(tmp_path: Path, args: list[str], expected: str) -> None:
+    res = run_cli(*args, cwd=tmp_path, timeout=120)
+    assert res.returncode == 2, res.stderr
+    err = res.stderr.strip()
+    assert "Traceback" not in err and "\n" not in err, err
+    assert err.startswith("error: ") and expected in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+TYPED = """
+from ml_experiment import job
+
+@job
+def main(n: int = 1, lr: float = 0.1, kernel: str = "rbf"):
+    return {"a": n * lr}
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("job_file", "args", "expected"),
+    [
+        ("name: e\nparams: {n: three}\nrun: [t.py]\n", [], "e.yaml: params.n: expected int"),
+        ("name: e\nrun: [t.py]\n", ["--params", '{"lr": "fast"}'], "params.lr: expected float"),
+        (
+            "name: g\nkind: group\nparams: {n: three}\nparam_space: {lr: 'uniform(0, 1)'}\n"
+            "metric: a\nnum_trials: 1\nrun: [t.py]\n",
+            [],
+            "e.yaml: params.n: expected int, got 'three'",
+        ),
+    ],
+)
+def test_param_contradicting_the_annotation_runs_nothing(
+    tmp_path: Path, job_file: str, args: list[str], expected: str
+) -> None:
+    write(tmp_path / "t.py", TYPED)
+    write(tmp_path / "e.yaml", job_file)
+    res = run_cli("run", "e.yaml", *args, cwd=tmp_path, timeout=120)
+    assert res.returncode == 2, res.stderr
+    err = res.stderr.strip()
+    assert err.startswith("error: ") and "\n" not in err and expected in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.yaml", "t.py"]
+
+
+def test_coercions_a_user_expects_still_run(tmp_path: Path) -> None:
+    write(tmp_path / "t.py", TYPED)
+    write(tmp_path / "e.yaml", "name: e\nparams: {n: 2, lr: 1}\nrun: [t.py]\n")
+    res = run_cli("run", "e.yaml", "--params", '{"lr": "1e-3"}', cwd=tmp_path, timeout=300)
+    assert res.returncode == 0, res.stderr
+    from tests.conftest import all_runs, client
+
+    (run,) = all_runs(client(tmp_path), "e")
+    assert run.data.metrics["a"] == pytest.approx(2e-3)
+
+
+def test_huge_job_file_is_refused_fast(tmp_path: Path) -> None:
+    import time
+
+    write(tmp_path / "t.py", TYPED)
+    with (tmp_path / "big.yaml").open("w") as f:
+        f.write("name: big\nrun: [t.py]\nparams:\n")
+        for i in range(19_000):  # about 19 MB
+            f.write(f"  p{i}: {'x' * 1000}\n")
+    started = time.perf_counter()
+    res = run_cli("run", "big.yaml", cwd=tmp_path, timeout=120)
+    elapsed = time.perf_counter() - started
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip().startswith("error: big.yaml: is 19.")
+    assert "\n" not in res.stderr.strip()
+    assert elapsed < 20, elapsed  # 130 s before (mostly the process start now)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.yaml", "t.py"]

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from ..exceptions import ConfigError
+from ._bounds import MAX_DEPTH, check_data, check_node, too_large
 from ._models import (
     KINDS,
     METRIC_TAGS,
@@ -67,15 +68,22 @@ def _short(value: Any, limit: int = 80) -> str:
 
 def _parse_text(text: str, *, json_only: bool) -> Any:
     """Parses JSON or YAML; raises ValueError with one line naming line and column."""
+    reason = too_large(len(text.encode("utf-8", "surrogatepass")))
+    if reason is not None:
+        raise ValueError(reason)
     if json_only:
         try:
-            return json.loads(text)
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(
                 f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
             ) from None
+        except RecursionError:
+            raise ValueError(f"is nested more than {MAX_DEPTH} levels deep") from None
+        check_data(data)
+        return data
     try:
-        return yaml.load(text, Loader=_SafeLoader)  # a SafeLoader subclass: no arbitrary objects
+        return _load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
@@ -83,8 +91,28 @@ def _parse_text(text: str, *, json_only: bool) -> Any:
         raise ValueError(f"invalid YAML{where}: {' '.join(problem.split())}") from None
 
 
+def _load_yaml(text: str) -> Any:
+    """``yaml.load`` with the SafeLoader subclass (no arbitrary objects), aliases bounded."""
+    loader = _SafeLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise ValueError(f"is nested more than {MAX_DEPTH} levels deep") from None
+        if node is None:
+            return None
+        check_node(node)  # before construction: an alias bomb is refused while still small
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def _read_file(path: Path, label: str) -> Any:
     try:
+        # Refused before reading: a huge file is not worth the memory or the time.
+        reason = too_large(path.stat().st_size) if path.is_file() else None
+        if reason is not None:
+            raise ConfigError(reason, source=label)
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError("file not found", source=label) from None

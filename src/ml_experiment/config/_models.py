@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from ._bounds import check_name
 from ._param_space import Distribution, flatten_space, parse_distribution
 
 __all__ = [
@@ -223,14 +224,14 @@ class BaseJobConfig(_Model):
     ray_config: RayConfig | None = None
     seed: Annotated[_Int, Field(ge=0, lt=2**32)] | None = None
     tracking_uri: str | None = None
+    # Apprise URLs to notify (issue 16). Secrets: excluded from dumps (config/job.json) and repr.
+    notify: Annotated[list[str], BeforeValidator(_as_list)] = Field([], exclude=True, repr=False)
     source: Path | None = None
 
     @field_validator("name")
     @classmethod
-    def _name_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError(f"must not be empty, got {value!r}")
-        return value.strip()
+    def _valid_name(cls, value: str) -> str:
+        return check_name(value)
 
     @model_validator(mode="after")
     def _resolve_run(self) -> BaseJobConfig:
@@ -238,6 +239,12 @@ class BaseJobConfig(_Model):
         base = self.source.parent if self.source else Path.cwd()
         resolved = []
         for i, path in enumerate(self.run):
+            if path.suffix != ".py":
+                raise FieldValueError(
+                    f"is not a Python script (.py), got {str(path)!r}: `run:` lists the "
+                    "scripts whose @job function runs",
+                    ("run", i),
+                )
             full = (base / path.expanduser()).resolve()
             if not full.is_file():
                 what = "is not a file" if full.exists() else "script not found"

@@ -97,7 +97,7 @@ def _parse(text: str) -> Any:
             values = ast.literal_eval(f"({inner},)")  # literals only, never code
         except (ValueError, SyntaxError):
             return _UNKNOWN
-        return Literal[values]  # type: ignore[valid-type]
+        return Literal[values]
     args = [_parse(a) for a in _split_top(inner, ",")]
     if head == "Optional" and len(args) == 1:
         return _union([args[0], None])
