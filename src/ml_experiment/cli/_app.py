@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -170,10 +169,9 @@ def ui(
         cmd += ["--default-artifact-root", kc.artifact_root.as_uri()]
     print(f"MLflow UI on http://{host}:{port} for {kc.tracking_uri} (Ctrl-C to stop)", flush=True)
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    try:
-        raise typer.Exit(subprocess.call(cmd, env=env))
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+    from ml_experiment.cli._ui import serve
+
+    raise typer.Exit(serve(cmd, env))
 
 
 def main(argv: list[str] | None = None) -> None:
