@@ -60,7 +60,7 @@ def history(ctx: PlotContext) -> list[Figure]:
 
 
 def importances(ctx: PlotContext) -> list[Figure]:
-    """fANOVA importances, computed once in the context and shared with the PNG."""
+    """Importances (Optuna's default evaluator), computed once and shared with the PNG."""
     import plotly.graph_objects as go
 
     if not ctx.importances:
@@ -77,7 +77,7 @@ def importances(ctx: PlotContext) -> list[Figure]:
             hovertemplate="%{y}: %{x:.3f}<extra></extra>",
         )
     )
-    fig.update_xaxes(title=f"importance for {ctx.target_name} (fANOVA)")
+    fig.update_xaxes(title=f"importance for {ctx.target_name} (PED-ANOVA)")
     return [_finish(fig, None, height=max(300, 60 + 32 * len(names)))]
 
 
