@@ -188,7 +188,7 @@ def write_run(
         "experiment_id": int(experiment_id),
     }
     # Core inserts on MLflow's own tables: the ORM unit of work alone costs more than the SQL.
-    inserts = [
+    inserts: list[tuple[Any, list[dict[str, Any]]]] = [
         (SqlRun, [run_row]),
         (SqlTag, [{"key": t.key, "value": t.value, "run_uuid": run_id} for t in tag_list]),
         (SqlParam, [{"key": p.key, "value": p.value, "run_uuid": run_id} for p in param_list]),

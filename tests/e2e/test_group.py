@@ -258,15 +258,22 @@ def test_data_loader_runs_once_and_is_shared(workdir: Path, ray_local: None) -> 
         assert c.data.metrics["zero_copy"] == 1.0
 
 
-def test_existing_study_needs_resume(workdir: Path, ray_local: None) -> None:
+def test_rerunning_a_finished_group_starts_a_new_study(
+    workdir: Path, ray_local: None, capfd: pytest.CaptureFixture[str]
+) -> None:
     from ml_experiment.exceptions import ConfigError
 
     write(workdir / "objective.py", OBJECTIVE)
     job = group_file(workdir / "g.json", name="twice", num_trials=2)
-    run_group_inprocess(job)
-    with pytest.raises(ConfigError, match="--resume"):
-        run_group_inprocess(job)
-    assert len(all_runs(client(workdir), "twice")) == 3
+    first = run_group_inprocess(job)
+    second = run_group_inprocess(job)
+    assert (first.study_name, second.study_name) == ("twice", "twice#2")
+    assert "starting study 'twice#2'" in capfd.readouterr().err
+    assert first.run_id != second.run_id
+    assert len(all_runs(client(workdir), "twice")) == 6
+    # Nothing left to resume: both studies finished.
+    with pytest.raises(ConfigError, match="no unfinished study named 'twice'"):
+        run_group_inprocess(job, resume=True)
 
 
 def _free_port() -> int:
@@ -372,7 +379,8 @@ def test_ctrl_c_stops_the_group_with_code_130_and_resume_finishes_it(tmp_path: P
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode == 130, stderr
-    assert "--resume" in stderr.splitlines()[-2] and stderr.splitlines()[-1] == "interrupted"
+    last = stderr.splitlines()[-1]
+    assert "interrupted after" in last and "--resume" in last, stderr
     assert took < 30, f"the running trials (30 s each) were not stopped: exit after {took:.1f} s"
     parent, children = split_runs(folder, "stopped")
     assert parent.info.status == "KILLED" and children == []

@@ -97,7 +97,7 @@ def run_experiment(
 def _run_untracked(config: Any, job_fn: JobFunction, params: dict[str, Any]) -> RunOutcome:
     from ml_experiment.tracking.seeds import SeedRecorder
 
-    callbacks = CallbackDispatcher(job_fn.options.callbacks)
+    callbacks = CallbackDispatcher.for_job(config, job_fn)
     callbacks("on_job_start", config=config)
     started = time.time()
     try:
@@ -146,7 +146,7 @@ def _run_tracked(
 ) -> RunOutcome:
     from ml_experiment.tracking.recorder import Recorder
 
-    callbacks = CallbackDispatcher(job_fn.options.callbacks)
+    callbacks = CallbackDispatcher.for_job(config, job_fn)
     recorder = Recorder(tracker, secrets=callbacks.secrets())
     record = _start_record(config, job_fn, params, script)
     run_id = recorder.start(record)

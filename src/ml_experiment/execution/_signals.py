@@ -20,7 +20,7 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 def _install(handler: Callable[[int, Any], None]) -> dict[int, Any]:
     if threading.current_thread() is not threading.main_thread():
         return {}
-    previous = {}
+    previous: dict[int, Any] = {}
     for signum in _SIGNALS:
         # None: a handler set outside Python; Python's own default is put back in its place.
         previous[signum] = signal.signal(signum, handler) or signal.SIG_DFL

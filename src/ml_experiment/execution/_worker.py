@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Iterator
@@ -28,7 +29,6 @@ class TrialSpec:
     script: str
     fn_name: str
     number: int
-    trial_id: int
     params: dict[str, Any]
     seed: int | None
     study_name: str
@@ -55,6 +55,7 @@ class TrialResult:
     started: float = 0.0
     ended: float = 0.0
     pid: int = 0
+    console: str | None = None
     run_id: str | None = None  # the child run, when the worker opened it
 
 
@@ -62,7 +63,7 @@ def _job_function(spec: TrialSpec) -> JobFunction:
     key = (spec.script, spec.fn_name)
     fn = _JOBS.get(key)
     if fn is None:
-        from ml_experiment.execution._scripts import load_job_function
+        from ml_experiment.execution._load import load_job_function
 
         script = Path(spec.script)
         # Imports inside the job function resolve like they do for ``python script.py``.
@@ -105,6 +106,8 @@ def _is_pruned(exc: BaseException) -> bool:
 def execute_trial(spec: TrialSpec) -> TrialResult:
     """Run one trial: never raises for a failure of the user's code (that is a result)."""
     from ml_experiment.hpo._trial import TrialContext
+    from ml_experiment.tracking.console import ConsoleCapture
+    from ml_experiment.tracking.recorder import missing_artifacts
     from ml_experiment.tracking.seeds import SeedRecorder
 
     result = TrialResult(state="complete", pid=os.getpid())
@@ -120,7 +123,7 @@ def execute_trial(spec: TrialSpec) -> TrialResult:
             _DATA[key] = ray.get(ref)
         loader._install(_DATA[key])
 
-    ctx = TrialContext(spec.study_name, spec.storage_path, spec.trial_id, spec.number, spec.pruner)
+    ctx = TrialContext(spec.study_name, spec.storage_path, spec.number, spec.pruner)
     report_metric = spec.metric_names[0] if len(spec.metric_names) == 1 else None
 
     def on_step(step: int, metrics: dict[str, float]) -> None:
@@ -134,38 +137,40 @@ def execute_trial(spec: TrialSpec) -> TrialResult:
                 raise optuna.TrialPruned(f"pruned at step {step}")
 
     recorder = SeedRecorder(seed=spec.seed)
+    fd, console_path = tempfile.mkstemp(prefix="mlx-trial-", suffix=".log")
+    os.close(fd)
     result.started = time.time()
     try:
         with (
             _runtime.launched(_runtime.PlainCall()),
             _runtime.in_trial(ctx),
+            ConsoleCapture(console_path),
             recorder,
             _live_run(spec, job_fn, result),
         ):
             metrics, artifacts, _ = invoke(job_fn.fn, spec.params, on_step=on_step)
-        missing = [m for m in spec.metric_names if m not in metrics]
-        result.metrics, result.artifacts = (
-            metrics,
-            {k: str(Path(v).resolve()) for k, v in artifacts.items()},
-        )
+        result.metrics = metrics
+        result.artifacts = {k: str(Path(v).resolve()) for k, v in artifacts.items()}
+        missing = missing_artifacts(result.artifacts)
         if missing:
-            returned = ", ".join(sorted(metrics)) or "no metrics"
-            result.state = "fail"
-            result.error = (
-                f"metric {missing[0]!r} was not returned by the trial; it returned: {returned}"
-            )
+            result.state, result.error = "fail", missing
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
         if _is_pruned(exc):
             result.state = "pruned"
             result.error = str(exc) or "pruned"
+        elif isinstance(exc, SystemExit) and exc.code in (0, None):
+            result.state = "complete"  # as for an experiment: exit 0 is success
         else:
             result.state = "fail"
             result.error = f"{type(exc).__name__}: {exc}"
             result.traceback = "".join(traceback.format_exception(exc))
     finally:
         result.ended = time.time()
+        with contextlib.suppress(OSError):
+            result.console = Path(console_path).read_text(encoding="utf-8", errors="replace")
+            os.unlink(console_path)
         if loader is not None:
             loader._uninstall()
     if spec.log_seeds:

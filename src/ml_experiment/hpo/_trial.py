@@ -18,7 +18,6 @@ class TrialContext:
 
     study_name: str
     storage_path: str
-    trial_id: int
     number: int
     pruner: str
     _trial: Any = field(default=None, repr=False)
@@ -27,15 +26,18 @@ class TrialContext:
         if self._trial is None:
             import optuna
 
+            from ml_experiment import _private
             from ml_experiment.hpo._samplers import build_pruner
             from ml_experiment.hpo._storage import open_storage
 
+            storage = open_storage(self.storage_path)
             study = optuna.load_study(
-                study_name=self.study_name,
-                storage=open_storage(self.storage_path),
-                pruner=build_pruner(self.pruner),
+                study_name=self.study_name, storage=storage, pruner=build_pruner(self.pruner)
             )
-            self._trial = optuna.Trial(study, self.trial_id)
+            trial_id = storage.get_trial_id_from_study_id_trial_number(
+                storage.get_study_id_from_name(self.study_name), self.number
+            )
+            self._trial = _private.optuna_trial(study, trial_id)
         return self._trial
 
 

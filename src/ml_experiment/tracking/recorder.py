@@ -141,6 +141,8 @@ class Recorder:
         the run is still written, FAILED, with what could be kept.
         """
         secrets = self._secrets(record)
+        if record.run_id is not None:
+            return self._complete(record, secrets)
         try:
             record.run_id = self.tracker.record_run(
                 record.experiment,
@@ -166,6 +168,20 @@ class Recorder:
             self._fail_written(record, secrets, exc, keep_run=True)
         self._written.pop(record.run_id, None)
         return record.run_id
+
+    def _complete(self, record: RunRecord, secrets: list[str]) -> str:
+        """A finished record whose run was opened elsewhere (a worker's autologging run)."""
+        run_id = _run_id(record)
+        try:
+            # Autologging may have logged a same-named param already; params are write-once.
+            existing = self.tracker.client.get_run(run_id).data.params
+            params = self._params(record, secrets)
+            self.tracker.log(run_id, params={k: v for k, v in params.items() if k not in existing})
+            self.tracker.log(run_id, steps=record.steps)
+            self.finish(record)
+        except Exception as exc:
+            self._fail_written(record, secrets, exc, keep_run=True)
+        return run_id
 
     def _fail_written(
         self, record: RunRecord, secrets: list[str], exc: BaseException, *, keep_run: bool

@@ -1,0 +1,448 @@
+"""A group: one Optuna study, trials run in parallel on Ray, one MLflow child run each.
+
+The driver owns every decision and every write: the sweeper asks the sampler for each trial (so
+one sampler decides all parameters), the executor runs it on a free worker, the study is told
+the result and the recorder writes the child run. Workers only compute.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ml_experiment.callbacks._dispatch import CallbackDispatcher
+from ml_experiment.config import MetricConfig, flatten_space, unflatten_params
+from ml_experiment.exceptions import ConfigError, Interrupted, RunFailedError
+from ml_experiment.execution._invoke import bind_params
+from ml_experiment.execution._progress import GroupProgress
+from ml_experiment.execution._ray import ray_session, slots
+from ml_experiment.execution._signals import SafePointStop, interrupts_raise
+from ml_experiment.execution._worker import TrialResult, TrialSpec
+from ml_experiment.execution._writer import BackgroundWriter
+from ml_experiment.execution.executor import RayExecutor
+from ml_experiment.execution.loop import run_trials
+from ml_experiment.execution.sweeper import Sweeper, Told
+
+if TYPE_CHECKING:
+    import optuna
+
+    from ml_experiment._job import JobFunction
+    from ml_experiment.tracking.record import RunRecord
+
+TAG_TRIAL = "ml_experiment.trial_number"
+TAG_STATE = "ml_experiment.trial_state"
+TAG_WORKER = "ml_experiment.worker"
+_MLFLOW_STATUS = {"complete": "FINISHED", "fail": "FAILED", "pruned": "KILLED"}
+
+
+@dataclass
+class GroupOutcome:
+    run_id: str
+    study_name: str
+    counts: dict[str, int]
+    best_trials: list[dict[str, Any]] = field(default_factory=list)
+    value: Any = None
+    duration: float = 0.0
+    failures: list[tuple[int, str]] = field(default_factory=list)  # (trial number, reason)
+
+
+def group_metrics(config: Any, job_fn: JobFunction) -> list[MetricConfig]:
+    """The objective(s): the job file's ``metric``, else ``@job(optimization_metric=...)``."""
+    metric = config.metric
+    if metric is None:
+        default = job_fn.options.optimization_metric
+        if default is None:
+            raise ConfigError(
+                "a group needs a metric to optimise: add `metric: {name: ..., direction: ...}` "
+                "or @job(optimization_metric=...)",
+                source=config.source,
+                field="metric",
+            )
+        metric = MetricConfig(name=default) if isinstance(default, str) else default
+        if isinstance(metric, dict):
+            metric = MetricConfig(**metric)
+    return list(metric) if isinstance(metric, list) else [metric]
+
+
+def fixed_params(config: Any) -> tuple[dict[str, Any], list[str]]:
+    """The job's fixed params, less those it also searches (the search wins), and a notice each."""
+    both = [name for name in config.params if name in config.param_space]
+    notices = [
+        f"{name!r} is in params and in param_space: the searched value is used" for name in both
+    ]
+    return {k: v for k, v in config.params.items() if k not in both}, notices
+
+
+class GroupRun:
+    """Drives one group from start (or resume) to its outcome."""
+
+    def __init__(self, config: Any, job_fn: JobFunction, script: Path, *, resume: bool) -> None:
+        from ml_experiment.hpo import open_storage
+        from ml_experiment.tracking._mlflow import KnowledgeCenter, MLflowTracker
+        from ml_experiment.tracking.recorder import Recorder
+        from ml_experiment.tracking.redact import scrub, secret_values
+
+        self.config = config
+        self.job_fn = job_fn
+        self.script = script.resolve()
+        self.metrics = group_metrics(config, job_fn)
+        self.fixed, self.notices = fixed_params(config)
+        bind_params(
+            job_fn.signature,
+            {**self.fixed, **dict.fromkeys(config.param_space)},
+            fn_name=job_fn.name,
+            source=config.source,
+            searched=set(config.param_space),
+        )
+        self.flat = flatten_space(config.param_space)
+        self.kc = KnowledgeCenter.resolve(config.tracking_uri)
+        self.callbacks = CallbackDispatcher(job_fn.options.callbacks)
+        secrets = [*self.callbacks.secrets(), *secret_values(config.params)]
+        self.recorder = Recorder(MLflowTracker(self.kc), secrets=secrets)
+        self.storage_path = str(self.kc.studies_path)
+        self.sweeper = Sweeper(
+            name=config.name,
+            storage=open_storage(self.storage_path),
+            metrics=self.metrics,
+            distributions={k: d.to_optuna() for k, d in self.flat.items()},
+            sampler=config.sampler,
+            pruner=config.pruner,
+            seed=config.seed,
+            resume=resume,
+            source=config.source,
+            scrub=lambda text: scrub(text, secrets),
+        )
+        self.parent = self._parent_record()
+        self.counts = self.sweeper.counts()
+        self.failures: list[tuple[int, str]] = []
+        self.data: dict[str, str] = {}
+        self.data_ref: list[Any] | None = None
+        self.progress = GroupProgress(config.name, config.num_trials)
+        self.stop = SafePointStop(self._interrupted_message)
+        self.writer = BackgroundWriter()
+
+    # -- the parent run -----------------------------------------------------------------------
+    def _parent_record(self) -> RunRecord:
+        from ml_experiment.tracking._capture import capture_context
+        from ml_experiment.tracking.record import TAG_FUNCTION, TAG_KIND, RunRecord
+
+        record = RunRecord(
+            experiment=self.config.name,
+            name=self.sweeper.study_name,
+            run_id=self.sweeper.parent_run_id,
+            tags={
+                TAG_KIND: "group",
+                TAG_FUNCTION: self.job_fn.name,
+                "ml_experiment.study": self.sweeper.study_name,
+                "ml_experiment.study_storage": self.storage_path,
+            },
+        )
+        if record.run_id is not None:  # resumed: the run has its params and context already
+            return record
+        record.params = {
+            **self.fixed,
+            **{f"param_space.{k}": str(v) for k, v in self.flat.items()},
+            "num_trials": self.config.num_trials,
+            "sampler": self.config.sampler,
+            "pruner": self.config.pruner,
+            "metric": ", ".join(f"{m.name} ({m.direction})" for m in self.metrics),
+            "timeout_per_trial": self.config.timeout_per_trial,
+            "seed": self.config.seed,
+        }
+        record.params = {k: v for k, v in record.params.items() if v is not None}
+        capture_context(
+            record,
+            resolved_config=self.config.resolved_dict(),
+            source_file=str(self.script),
+            system_info=self.job_fn.options.log_system_info,
+        )
+        return record
+
+    def _start_parent(self) -> None:
+        if self.parent.run_id is None:
+            self.sweeper.set_parent_run_id(self.recorder.start(self.parent))
+        else:
+            self.recorder.tracker.client.update_run(self.parent.run_id, status="RUNNING")
+
+    # -- one run from start to end ------------------------------------------------------------
+    def run(self) -> GroupOutcome:
+        from ml_experiment.tracking.console import ConsoleCapture
+
+        for notice in [*self.notices, *filter(None, [self.sweeper.notice])]:
+            print(notice, file=sys.stderr, flush=True)
+        error: BaseException | None = None
+        with tempfile.TemporaryDirectory(prefix="mlx-") as tmp:
+            console_path = Path(tmp) / "console.log"
+            try:
+                with interrupts_raise(self._interrupted_message()):
+                    self._start_parent()
+                    with ConsoleCapture(console_path), ray_session(self.config):
+                        self._run_trials()
+            except BaseException as exc:
+                error = exc
+            finally:
+                if console_path.exists():
+                    self.parent.console = console_path.read_text("utf-8", errors="replace")
+        return self._finish(error)
+
+    def _run_trials(self) -> None:
+        if self.sweeper.resumed:
+            recorded = {
+                int(r.data.tags[TAG_TRIAL])
+                for r in self.recorder.tracker.child_runs(
+                    self.config.name, self.parent.run_id or ""
+                )
+                if TAG_TRIAL in r.data.tags
+            }
+            for told in self.sweeper.recover(recorded):
+                self._record(told, self._recorded_params(told), TrialResult(told.state))
+            self.counts = self.sweeper.counts()
+        executor = RayExecutor(self.config, slots(self.config))
+        self.data_ref = self._share_data()
+        done = sum(self.counts.values())
+        self.progress.start(done, self.counts)
+        self.callbacks(
+            "on_job_start", config=self.config, run_id=self.parent.run_id, study=self.sweeper.study
+        )
+        try:
+            with self.stop:
+                run_trials(self.sweeper, executor, self, self.config.num_trials - done)
+        finally:
+            self.progress.stop()
+            self.writer.close()  # every told trial reaches MLflow before the group ends
+
+    def _share_data(self) -> list[Any] | None:
+        loader = self.job_fn.options.data_loader
+        if loader is None:
+            return None
+        import ray
+
+        from ml_experiment.tracking.fingerprint import fingerprint
+
+        data = loader._compute()
+        self.data = {loader.__name__: fingerprint(data)}
+        self.parent.data.update(self.data)
+        ref = ray.put(data)
+        del data  # the object store holds the only copy from here on
+        return [ref]
+
+    # -- the loop's hooks ---------------------------------------------------------------------
+    def user_params(self, flat_values: dict[str, Any]) -> dict[str, Any]:
+        searched = unflatten_params(
+            self.config.param_space, {k: v for k, v in flat_values.items() if k in self.flat}
+        )
+        return bind_params(
+            self.job_fn.signature,
+            {**self.fixed, **searched},
+            fn_name=self.job_fn.name,
+            source=self.config.source,
+            searched=set(searched),
+        )
+
+    def _recorded_params(self, told: Told) -> dict[str, Any]:
+        try:
+            return self.user_params(told.frozen.params)
+        except ConfigError:  # died before all its parameters were sampled
+            return dict(told.frozen.params)
+
+    def spec(self, trial: optuna.Trial) -> TrialSpec:
+        from ml_experiment.tracking.seeds import derive_seed
+
+        seed = self.config.seed
+        live_run = None
+        if self.job_fn.options.autologging_backends:
+            live_run = (self.kc, self.config.name, str(self.parent.run_id))
+        return TrialSpec(
+            script=str(self.script),
+            fn_name=self.job_fn.name,
+            number=trial.number,
+            params=self.user_params(trial.params),
+            seed=derive_seed(seed, trial.number) if seed is not None else None,
+            study_name=self.sweeper.study_name,
+            storage_path=self.storage_path,
+            pruner=self.config.pruner,
+            metric_names=[m.name for m in self.metrics],
+            log_seeds=self.job_fn.options.log_seeds,
+            data_ref=self.data_ref,
+            live_run=live_run,
+        )
+
+    def dispatched(self, trial: optuna.Trial, spec: TrialSpec) -> None:
+        self.callbacks(
+            "on_trial_start", config=self.config, trial=trial, sampled_params=spec.params
+        )
+
+    def waiting(self, running: int) -> None:
+        self.stop.check()
+        self.progress.update(running=running, counts=self.counts, best=self.sweeper.best_value)
+
+    def finished(self, told: Told, spec: TrialSpec, result: TrialResult) -> None:
+        self.counts[told.state] += 1
+        if told.state == "fail":
+            self.failures.append((told.frozen.number, told.error or "failed"))
+        self.writer.submit(self._record, told, spec.params, result, spec.seed)
+        frozen = told.frozen
+        self.callbacks(
+            "on_info_logged",
+            config=self.config,
+            metrics=result.metrics,
+            artifacts=result.artifacts,
+            trial=frozen,
+        )
+        self.callbacks(
+            "on_trial_end",
+            config=self.config,
+            trial=frozen,
+            metric=frozen.values[0] if frozen.values and len(frozen.values) == 1 else frozen.values,
+            exception=told.error if told.state == "fail" else None,
+            duration=result.ended - result.started if result.started else None,
+        )
+
+    def _record(
+        self, told: Told, params: dict[str, Any], result: TrialResult, seed: int | None = None
+    ) -> None:
+        from ml_experiment.tracking.record import RunRecord
+
+        number = told.frozen.number
+        now = time.time()
+        started = result.started or (
+            told.frozen.datetime_start.timestamp() if told.frozen.datetime_start else now
+        )
+        metrics = dict(result.metrics)
+        if told.state == "complete" and not metrics:  # recovered: the study has the values
+            metrics = self.sweeper.metric_values(told.frozen)
+        if result.ended and result.started:
+            metrics["duration_s"] = result.ended - result.started
+        tags: dict[str, Any] = {TAG_TRIAL: number, TAG_STATE: told.state}
+        if result.pid:
+            tags[TAG_WORKER] = result.pid
+        record = RunRecord(
+            experiment=self.config.name,
+            name=f"trial-{number}",
+            parent_run_id=self.parent.run_id,
+            run_id=result.run_id,
+            status=_MLFLOW_STATUS[told.state],
+            start_time=started,
+            end_time=result.ended or now,
+            params=params,
+            metrics=metrics,
+            steps=result.steps,
+            tags=tags,
+            artifacts=dict(result.artifacts),
+            seeds={**({"seed": str(seed)} if seed is not None else {}), **result.seeds},
+            data=self.data,
+            console=result.console,
+            error=told.error,
+            traceback=result.traceback,
+        )
+        self.recorder.write(record)
+
+    # -- the end --------------------------------------------------------------------------
+    def _interrupted_message(self) -> str:
+        done = sum(self.counts.values())
+        return (
+            f"group {self.config.name!r} interrupted after {done} of {self.config.num_trials} "
+            "trials; run the same command with --resume to continue it"
+        )
+
+    def _best(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "number": t.number,
+                "params": self.user_params(t.params),
+                "values": self.sweeper.metric_values(t),
+            }
+            for t in self.sweeper.best()
+        ]
+
+    def _finish(self, error: BaseException | None) -> GroupOutcome:
+        from ml_experiment.tracking.redact import redact_params
+
+        record = self.parent
+        record.end_time = time.time()
+        duration = record.end_time - record.start_time
+        best = self._best()
+        record.metrics = {
+            "trials_complete": self.counts["complete"],
+            "trials_failed": self.counts["fail"],
+            "trials_pruned": self.counts["pruned"],
+            "total_time_s": duration,
+        }
+        shown = [{**b, "params": redact_params(b["params"])} for b in best]
+        if len(self.metrics) == 1 and best:
+            name = self.metrics[0].name
+            record.metrics["best_trial_number"] = best[0]["number"]
+            record.metrics[f"best_{name}"] = best[0]["values"][name]
+            record.tags.update(
+                {
+                    f"best_params.{k}": v if isinstance(v, str) else json.dumps(v, default=str)
+                    for k, v in shown[0]["params"].items()
+                }
+            )
+            record.tags["best_trial_number"] = best[0]["number"]
+            record.artifacts["best_trial.json"] = _json(shown[0])
+        elif best:
+            record.tags["pareto_front_size"] = len(best)
+            record.artifacts["pareto_front.json"] = _json(shown)
+        if self.callbacks.failures:
+            record.tags["callbacks.failed"] = "; ".join(self.callbacks.failures)
+        if error is not None:
+            record.error = f"{type(error).__name__}: {error}"
+        interrupted = isinstance(error, KeyboardInterrupt)
+        record.status = "FINISHED" if error is None else ("KILLED" if interrupted else "FAILED")
+        try:
+            self.recorder.finish_after(record, error)
+            if error is None:
+                self.sweeper.mark_finished()
+        finally:
+            self._job_end(error, duration, best)
+        if interrupted:
+            signum = error.signum if isinstance(error, Interrupted) else 2
+            raise Interrupted(self._interrupted_message(), signum=signum) from error
+        if error is not None:
+            raise error
+        if self.counts["complete"] == 0 and self.counts["fail"] > 0:
+            raise RunFailedError(
+                f"group {self.config.name!r}: all {self.counts['fail']} trials failed; see run "
+                f"{record.run_id} in the knowledge center"
+            )
+        return GroupOutcome(
+            str(record.run_id),
+            self.sweeper.study_name,
+            dict(self.counts),
+            best,
+            duration=duration,
+            failures=list(self.failures),
+        )
+
+    def _job_end(self, error: BaseException | None, duration: float, best: list[Any]) -> None:
+        b0 = best[0] if len(best) == 1 else None
+        self.callbacks(
+            "on_job_end",
+            config=self.config,
+            exception=error,
+            duration=duration,
+            best_value=(
+                next(iter(b0["values"].values())) if b0 else [b["values"] for b in best] or None
+            ),
+            best_params=b0["params"] if b0 else None,
+            run_id=self.parent.run_id,
+            study=self.sweeper.study,
+            counts=dict(self.counts),
+        )
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, indent=2, default=str).encode("utf-8")
+
+
+def run_group(
+    config: Any, job_fn: JobFunction, *, script: Path, resume: bool = False
+) -> GroupOutcome:
+    """Run (or with ``resume`` continue) the group described by ``config``."""
+    return GroupRun(config, job_fn, script, resume=resume).run()
