@@ -1,12 +1,17 @@
-"""Real servers on 127.0.0.1 for the notifier tests: HTTP (Slack/Telegram), a silent TCP
-listener, and SMTP (plain, with login, STARTTLS, implicit TLS) on ephemeral ports."""
+"""Real servers on 127.0.0.1 for the notifier tests: HTTP(S) (Slack/Telegram/JSON webhooks), a
+silent TCP listener, and SMTP (plain, with login, STARTTLS, implicit TLS) on ephemeral ports.
+
+Apprise posts to the real Slack and Telegram hosts; ``point_services`` moves the base URL of its
+Slack and Telegram plugins onto a local server, so the real plugins run end to end."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import html
 import ipaddress
 import json
+import re
 import socket
 import ssl
 import threading
@@ -54,7 +59,7 @@ class RecordingHTTPServer:
     headers, json), ``texts``, ``delivered`` (2xx answers) and ``queue(...)``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.requests: list[dict[str, Any]] = []
         self.replies: list[_Reply] = []
         self.delivered = 0  # requests answered with 2xx
@@ -95,6 +100,9 @@ class RecordingHTTPServer:
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+            self.url = f"https://127.0.0.1:{self.port}"
         self._thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -108,12 +116,35 @@ class RecordingHTTPServer:
 
     @property
     def texts(self) -> list[str]:
-        return [r["json"]["text"] for r in self.requests]
+        """Each request's message as the notifier's plain text (headline, then the lines)."""
+        return [message_of(r["json"]) for r in self.requests]
 
 
-@pytest.fixture
-def http_server() -> Iterator[RecordingHTTPServer]:
-    server = RecordingHTTPServer()
+def _plain(markdown: str) -> list[str]:
+    # "- *key:* `value`" (Slack mrkdwn) back to "key: value"; escaped text back to text.
+    lines = []
+    for line in markdown.splitlines():
+        m = re.fullmatch(r"- \*{1,2}(.+?):\*{1,2} `(.*)`", line)
+        lines.append(f"{m[1]}: {m[2]}" if m else re.sub(r"\\(.)", r"\1", line.removeprefix("- ")))
+    return lines
+
+
+def message_of(payload: Any) -> str:
+    """The plain text of a Slack, Telegram or Apprise JSON payload."""
+    if "attachments" in payload and "mrkdwn" in payload:  # Slack
+        (att,) = payload["attachments"]
+        return "\n".join([att["title"], *_plain(att["text"])]) if att["title"] else att["text"]
+    if "chat_id" in payload:  # Telegram, HTML: <b>title</b> then the text
+        text = payload["text"].replace("\r\n", "\n")
+        m = re.fullmatch(r"<b>(.*?)\n?</b>\n?(.*)", text, re.S)
+        parts = [m[1], m[2]] if m else [text]
+        return html.unescape("\n".join(p for p in parts if p).rstrip("\n"))
+    lines = [payload["title"], payload["message"]] if payload["title"] else [payload["message"]]
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def _serving(server: RecordingHTTPServer) -> Iterator[RecordingHTTPServer]:
     server._thread.start()
     try:
         yield server
@@ -121,6 +152,32 @@ def http_server() -> Iterator[RecordingHTTPServer]:
         server.server.shutdown()
         server.server.server_close()
         server._thread.join(5)
+
+
+@pytest.fixture
+def http_server() -> Iterator[RecordingHTTPServer]:
+    with _serving(RecordingHTTPServer()) as server:
+        yield server
+
+
+@pytest.fixture
+def https_server(certs: Certs) -> Iterator[RecordingHTTPServer]:
+    """HTTPS with a certificate of the throwaway CA (which nothing trusts unless told)."""
+    with _serving(RecordingHTTPServer(certs.server_context())) as server:
+        yield server
+
+
+@pytest.fixture
+def point_services(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``point_services(url)``: Apprise's Slack and Telegram plugins post to ``url`` instead."""
+    from apprise.plugins.slack import NotifySlack
+    from apprise.plugins.telegram import NotifyTelegram
+
+    def point(url: str) -> None:
+        monkeypatch.setattr(NotifySlack, "webhook_url", url + "/services")
+        monkeypatch.setattr(NotifyTelegram, "notify_url", url + "/bot")
+
+    return point
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Notifiers in real jobs: experiments and groups (on the session's local Ray) report to real
-HTTP and SMTP servers on 127.0.0.1; a dead endpoint costs a bounded time; no credential reaches
-the knowledge center."""
+HTTP and SMTP servers on 127.0.0.1 through Apprise; a dead endpoint costs a bounded time; no
+credential reaches the knowledge center. A job file's ``notify:`` URLs, through the CLI."""
 
 from __future__ import annotations
 
@@ -29,6 +29,11 @@ from ml_experiment.callbacks.notifiers import EmailNotifier, SlackNotifier, Tele
 
 HERE = Path(__file__).parent
 CFG = json.loads((HERE / "notify.json").read_text())
+# Apprise's Slack and Telegram plugins post to the local test servers instead of the real hosts.
+from apprise.plugins.slack import NotifySlack
+from apprise.plugins.telegram import NotifyTelegram
+NotifySlack.webhook_url = CFG.get("slack_base", "") + "/services"
+NotifyTelegram.notify_url = CFG.get("telegram_base", "") + "/bot"
 KINDS = {"slack": SlackNotifier, "telegram": TelegramNotifier, "email": EmailNotifier}
 
 
@@ -107,8 +112,19 @@ if __name__ == "__main__":
     main()
 """
 
-# Fast, bounded retries for endpoints that fail on purpose.
-FAST = {"timeout": 1.0, "retries": 1, "backoff": 0.02, "max_backoff": 0.05, "max_total_seconds": 2}
+# Fast, bounded retries for endpoints that fail on purpose; no rate limit between messages.
+FAST = {"timeout": 1.0, "retries": 1, "retry_wait": 0.02, "max_total_seconds": 2, "min_interval": 0}
+SLACK = "https://hooks.slack.com"
+
+
+@pytest.fixture(autouse=True)
+def _restore_apprise_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The job scripts (imported in this process) move Apprise's hosts; put them back after."""
+    from apprise.plugins.slack import NotifySlack
+    from apprise.plugins.telegram import NotifyTelegram
+
+    monkeypatch.setattr(NotifySlack, "webhook_url", NotifySlack.webhook_url)
+    monkeypatch.setattr(NotifyTelegram, "notify_url", NotifyTelegram.notify_url)
 
 
 def setup_job(folder: Path, notifiers: list[dict[str, Any]], *, group: bool, **cfg: Any) -> None:
@@ -169,7 +185,8 @@ def load_study(folder: Path, name: str = "g") -> Any:
 
 def test_experiment_start_and_end_reach_slack(workdir: Path, http_server: Any) -> None:
     path = "/services/T01/B02/abcdefSECRET"
-    setup_job(workdir, [{"type": "slack", "args": [http_server.url + path]}], group=False)
+    slack = {"type": "slack", "args": [SLACK + path], "kwargs": {"min_interval": 0}}
+    setup_job(workdir, [slack], group=False, slack_base=http_server.url)
     outcome = run_experiment(workdir)
 
     assert [r["path"] for r in http_server.requests] == [path, path]
@@ -177,19 +194,16 @@ def test_experiment_start_and_end_reach_slack(workdir: Path, http_server: Any) -
     assert start == f"experiment 'exp' started\nrun: {outcome.run_id}"
     head, *rest = end.splitlines()
     assert head.startswith("experiment 'exp' finished in ")
-    assert rest == ["metrics: accuracy=0.97, loss=0.05", f"run: {outcome.run_id}"]
+    assert rest[0].startswith("metrics: accuracy=0.97, loss=0.05")  # then the run's own
+    assert rest[1:] == [f"run: {outcome.run_id}"]
 
 
 def test_failed_experiment_message_carries_the_error(workdir: Path, http_server: Any) -> None:
     from ml_experiment.exceptions import RunFailedError
 
     token = "424242:AAE-telegram-TOKEN"
-    notifier = {
-        "type": "telegram",
-        "args": [token, -100123],
-        "kwargs": {"api_url": http_server.url},
-    }
-    setup_job(workdir, [notifier], group=False)
+    notifier = {"type": "telegram", "args": [token, -100123], "kwargs": {"min_interval": 0}}
+    setup_job(workdir, [notifier], group=False, telegram_base=http_server.url)
     with pytest.raises(RunFailedError):
         run_experiment(workdir, fail=True)
 
@@ -205,9 +219,10 @@ def test_failed_experiment_message_carries_the_error(workdir: Path, http_server:
 def test_group_reports_start_each_trial_and_best(
     workdir: Path, http_server: Any, ray_local: None
 ) -> None:
-    url = http_server.url + "/services/T01/B02/groupSECRET"
-    slack = {"type": "slack", "args": [url], "kwargs": {"send_message_for_trials": True}}
-    setup_job(workdir, [slack], group=True)
+    url = SLACK + "/services/T01/B02/groupSECRET"
+    kwargs = {"send_message_for_trials": True, "min_interval": 0}
+    slack = {"type": "slack", "args": [url], "kwargs": kwargs}
+    setup_job(workdir, [slack], group=True, slack_base=http_server.url)
     outcome = run_group(workdir, 4)
     assert outcome.counts == {"complete": 3, "fail": 1, "pruned": 0}
 
@@ -254,6 +269,7 @@ def test_email_reports_the_group_end(workdir: Path, smtp_server: Any, ray_local:
             "security": "none",
             "username": smtp_server.user,
             "password": smtp_server.password,
+            "min_interval": 0,
         },
     }
     setup_job(workdir, [email], group=True)
@@ -278,18 +294,18 @@ def test_unanswering_endpoint_costs_the_group_at_most_its_budget(
     budget = 0.6  # seconds one message may take, retries included
     slack = {
         "type": "slack",
-        "args": [silent_server + "/services/T/B/silentSECRET"],
+        "args": [SLACK + "/services/T/B/silentSECRET"],
         "kwargs": {
             "timeout": 0.25,
             "retries": 5,
-            "backoff": 0.02,
-            "max_backoff": 0.05,
+            "retry_wait": 0.02,
             "max_total_seconds": budget,
+            "min_interval": 0,
             "send_message_for_trials": True,
         },
         "timed": True,
     }
-    setup_job(workdir, [slack], group=True)
+    setup_job(workdir, [slack], group=True, slack_base=silent_server)
     with caplog.at_level(logging.WARNING, logger=NOTIFIERS):
         outcome = run_group(workdir, 4)
     assert outcome.counts == {"complete": 3, "fail": 1, "pruned": 0}
@@ -350,7 +366,7 @@ def test_no_credential_reaches_the_knowledge_center_or_the_logs(
 ) -> None:
     from ml_experiment.exceptions import RunFailedError
 
-    slack_url = http_server.url + SLACK_PATH
+    slack_url = SLACK + SLACK_PATH
     secrets = [
         SLACK_PATH,
         SLACK_PATH.rsplit("/", 1)[1],
@@ -363,12 +379,12 @@ def test_no_credential_reaches_the_knowledge_center_or_the_logs(
 
     def notifiers(smtp_password: str) -> list[dict[str, Any]]:
         return [
-            {"type": "slack", "args": [slack_url], "kwargs": {"send_message_for_trials": True}},
-            {  # nothing listens there: every message fails and is logged
-                "type": "telegram",
-                "args": [TG_TOKEN, 777],
-                "kwargs": {"api_url": f"http://127.0.0.1:{closed_port}", **FAST},
+            {
+                "type": "slack",
+                "args": [slack_url],
+                "kwargs": {"send_message_for_trials": True, "min_interval": 0},
             },
+            {"type": "telegram", "args": [TG_TOKEN, 777], "kwargs": FAST},  # to a closed port
             {
                 "type": "email",
                 "args": ["ml-team@example.org"],
@@ -387,16 +403,17 @@ def test_no_credential_reaches_the_knowledge_center_or_the_logs(
 
     # The user's own errors quote the credentials too (the same webhook, the same bot).
     leak = f"could not post the report to {slack_url} (bot {TG_TOKEN})"
+    bases = {"slack_base": http_server.url, "telegram_base": f"http://127.0.0.1:{closed_port}"}
     with caplog.at_level(logging.INFO):
         # An experiment whose notifiers all work but Telegram, then one that fails.
-        setup_job(workdir, notifiers(smtp_server.password), group=False, error=leak)
+        setup_job(workdir, notifiers(smtp_server.password), group=False, error=leak, **bases)
         run_experiment(workdir, "exp-ok")
         with pytest.raises(RunFailedError):
             run_experiment(workdir, "exp-failed", fail=True)
         # A group whose Slack endpoint answers 404 quoting the secret path, whose SMTP login
         # is refused, and one of whose trials fails quoting the secrets.
         http_server.queue(404, f"no_service for {SLACK_PATH}".encode(), times=50)
-        setup_job(workdir, notifiers(SMTP_WRONG_PASSWORD), group=True, trial_error=leak)
+        setup_job(workdir, notifiers(SMTP_WRONG_PASSWORD), group=True, trial_error=leak, **bases)
         outcome = run_group(workdir, 4)
     assert outcome.counts == {"complete": 3, "fail": 1, "pruned": 0}
 
@@ -427,7 +444,74 @@ def test_no_credential_reaches_the_knowledge_center_or_the_logs(
     # The failure logs of notifiers and callbacks name what failed, without the credentials.
     notes = [r.getMessage() for r in caplog.records if r.name == NOTIFIERS]
     assert any("TelegramNotifier: notification not sent" in m for m in notes)
-    assert any("SlackNotifier: notification not sent: HTTP 404" in m for m in notes)
-    assert any("EmailNotifier: notification not sent: SMTP login refused" in m for m in notes)
+    assert any("SlackNotifier: notification not sent: Slack: 3 attempt(s)" in m for m in notes)
+    assert any("error=404" in m for m in notes)
+    assert any("EmailNotifier: notification not sent: E-Mail: 2 attempt(s)" in m for m in notes)
     assert any("audit service refused key ***" in r.getMessage() for r in caplog.records)
     assert [s for s in secrets if s in caplog.text] == []
+
+
+# -- notify: in the job file ------------------------------------------------------------------
+
+TRAIN = """
+from ml_experiment import job
+
+@job
+def main(lr: float = 0.1):
+    print("training with", lr)
+    return {"accuracy": 0.9}
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_job_file_notify_urls_one_down_one_delivers(
+    workdir: Path, http_server: Any, closed_port: int
+) -> None:
+    from tests.conftest import artifact_text, run_cli
+
+    hook = http_server.url.replace("http://", "json://") + "/hooks/jobFILEsecret-9931"
+    down = f"json://127.0.0.1:{closed_port}/down/literalSECRET-77?retry=0"
+    write(workdir / "train.py", TRAIN)
+    # One URL from the environment (the usual way), one written in the file, which is down.
+    write(workdir / "job.yaml", f'name: notified\nrun: train.py\nnotify: ["{down}", "${{HOOK}}"]\n')
+    res = run_cli("run", "job.yaml", cwd=workdir, env={"HOOK": hook})
+    assert res.returncode == 0, res.stderr
+
+    c = client(workdir)
+    (run,) = all_runs(c, "notified")
+    assert run.info.status == "FINISHED"
+    start, end = http_server.requests  # the live one received both, despite the dead one
+    assert start["path"] == end["path"] == "/hooks/jobFILEsecret-9931"
+    assert start["json"]["title"] == "experiment 'notified' started"
+    assert end["json"]["title"].startswith("experiment 'notified' finished in ")
+    metrics, run_line = end["json"]["message"].splitlines()
+    assert metrics.startswith("metrics: accuracy=0.9") and run_line == f"run: {run.info.run_id}"
+    output = res.stdout + res.stderr
+    assert "AppriseNotifier: notification not sent: JSON: 1 attempt(s)" in output
+
+    assert "notify" not in json.loads(artifact_text(c, run.info.run_id, "config/job.json"))
+    secrets = [hook, "/hooks/jobFILEsecret-9931", down, "/down/literalSECRET-77"]
+    assert [s for s in secrets if s in output] == []
+    leaks = [(where, s) for where, text in _read_everything(c) for s in secrets if s in text]
+    assert leaks == []
+    for f in workdir.rglob("*"):
+        if f.is_file() and f.name not in {"job.yaml", "train.py"}:
+            assert not [s for s in secrets if s.encode() in f.read_bytes()], f
+
+
+def test_job_file_notify_url_naming_an_unset_variable_is_bad_input(workdir: Path) -> None:
+    from tests.conftest import run_cli
+
+    write(workdir / "train.py", TRAIN)
+    write(
+        workdir / "job.yaml", 'name: notified\nrun: train.py\nnotify: "slack://${NO_SUCH_VAR_1}"\n'
+    )
+    res = run_cli("run", "job.yaml", cwd=workdir, env={"NO_SUCH_VAR_1": ""})
+    assert res.returncode == 2, res.stderr
+    line = res.stderr.strip().splitlines()[-1]  # after MLflow's notes on creating its database
+    assert line.startswith("error: ") and line.endswith(
+        "job.yaml: notify[0]: environment variable NO_SUCH_VAR_1 is not set"
+    )
+    assert all_runs(client(workdir), "notified") == []

@@ -7,6 +7,8 @@ import traceback
 from collections.abc import Iterable
 from typing import Any
 
+from ml_experiment.exceptions import ConfigError
+
 log = logging.getLogger("ml_experiment.callbacks")
 
 
@@ -28,6 +30,30 @@ class CallbackDispatcher:
     def __init__(self, callbacks: Iterable[Any]) -> None:
         self.callbacks = list(callbacks)
         self.failed: dict[int, str] = {}  # index -> "Name.hook: error"
+
+    @classmethod
+    def for_job(cls, config: Any, job_fn: Any) -> CallbackDispatcher:
+        """The ``@job`` callbacks, then one ``AppriseNotifier`` per URL of the job's ``notify:``.
+
+        ``${NAME}`` in a URL is read from the environment now, at run time.
+
+        Raises:
+            ConfigError: a URL Apprise cannot use, or a variable it names is not set (the
+                message names the field ``notify[i]``, never the URL).
+        """
+        callbacks = list(job_fn.options.callbacks)
+        urls = getattr(config, "notify", None) or []
+        if urls:
+            from ml_experiment.callbacks.notifiers import AppriseNotifier
+
+            for i, url in enumerate(urls):
+                try:
+                    callbacks.append(AppriseNotifier(url))
+                except ValueError as exc:
+                    reason = str(exc).replace("AppriseNotifier: URL 1: ", "")
+                    source = getattr(config, "source", None)
+                    raise ConfigError(reason, source=source, field=f"notify[{i}]") from None
+        return cls(callbacks)
 
     def __call__(self, hook: str, **kwargs: Any) -> None:
         for i, cb in enumerate(self.callbacks):

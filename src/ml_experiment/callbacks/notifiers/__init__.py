@@ -1,27 +1,28 @@
 """Notifiers: callbacks that report a job's start, end, failure (and optionally each trial).
 
-Every notifier swallows its own failures (they are logged on ``ml_experiment.notifiers`` with
-credentials redacted), retries within a bounded time budget, and keeps its credentials out of
-``repr``; ``secrets()`` lists them so that callers can scrub any text.
+Delivery goes through Apprise (Slack, Telegram, e-mail, desktop, Discord, Teams, ntfy, ... by
+URL). A notifier never fails the run: its failures are logged on ``ml_experiment.notifiers``
+with credentials redacted; ``secrets()`` lists them so that callers can scrub any text.
 """
 
-from ml_experiment.callbacks.notifiers._base import (
-    NotificationError,
-    NotifierBase,
-    format_duration,
+from ml_experiment.callbacks.notifiers._apprise import (
+    AppriseNotifier,
+    DesktopNotifier,
+    EmailNotifier,
+    SlackNotifier,
+    TelegramNotifier,
+    expand_env,
 )
-from ml_experiment.callbacks.notifiers._desktop import DesktopNotifier
-from ml_experiment.callbacks.notifiers._email import EmailNotifier
-from ml_experiment.callbacks.notifiers._http import SlackNotifier, TelegramNotifier
-from ml_experiment.callbacks.notifiers._retry import RetryPolicy
+from ml_experiment.callbacks.notifiers._base import NotificationError, NotifierBase, format_duration
 
 __all__ = [
+    "AppriseNotifier",
     "DesktopNotifier",
     "EmailNotifier",
     "NotificationError",
     "NotifierBase",
-    "RetryPolicy",
     "SlackNotifier",
     "TelegramNotifier",
+    "expand_env",
     "format_duration",
 ]

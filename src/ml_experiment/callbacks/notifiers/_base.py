@@ -18,25 +18,12 @@ from ml_experiment.callbacks._base import Callback
 from ml_experiment.exceptions import MLExperimentError
 
 logger = logging.getLogger("ml_experiment.notifiers")
-
-_MAX_ERROR_CHARS = 300
-_MAX_VALUE_CHARS = 200
 _MAX_ITEMS = 20
-# Guards the failure counters of every notifier; contention is negligible (one send at a time).
-_STATE_LOCK = threading.Lock()
+_LOCK = threading.Lock()  # guards the failure counters; one send at a time, no contention
 
 
 class NotificationError(MLExperimentError):
-    """A notification could not be delivered.
-
-    Attributes:
-        permanent: True when trying again cannot help (bad credentials, unknown chat or
-            channel, an untrusted certificate): the notifier then stops until the next job.
-    """
-
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
-        super().__init__(message)
-        self.permanent = permanent
+    """A notification could not be delivered."""
 
 
 def format_duration(seconds: Any) -> str | None:
@@ -49,41 +36,32 @@ def format_duration(seconds: Any) -> str | None:
         return None
     if s < 59.95:
         return f"{s:.1f}s"
-    total = round(s)
-    days, rem = divmod(total, 86400)
+    days, rem = divmod(round(s), 86400)
     hours, rem = divmod(rem, 3600)
     minutes, secs = divmod(rem, 60)
     if days:
         return f"{days}d {hours}h {minutes:02d}m"
-    if hours:
-        return f"{hours}h {minutes:02d}m {secs:02d}s"
-    return f"{minutes}m {secs:02d}s"
+    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
 
 
-def _truncate(text: str, limit: int) -> str:
+def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def format_value(value: Any) -> str:
     """A metric or parameter value, short: floats with 6 significant digits, lists bracketed."""
+    if callable(getattr(value, "tolist", None)):  # numpy scalars and small arrays
+        value = value.tolist()
     if value is None:
         return "n/a"
-    if isinstance(value, bool | numbers.Integral):
-        text = str(value)
-    elif isinstance(value, numbers.Real):
-        text = f"{float(value):.6g}"
-    elif isinstance(value, str):
-        text = value
-    elif isinstance(value, Mapping):
-        text = format_params(value)
-    elif isinstance(value, list | tuple):
-        text = "[" + ", ".join(format_value(v) for v in value[:_MAX_ITEMS])
-        text += ", ...]" if len(value) > _MAX_ITEMS else "]"
-    elif callable(getattr(value, "tolist", None)):  # numpy scalars and small arrays
-        return format_value(value.tolist())
-    else:
-        text = str(value)
-    return _truncate(text, _MAX_VALUE_CHARS)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool | numbers.Integral):
+        return f"{float(value):.6g}"
+    if isinstance(value, Mapping):
+        return format_params(value)
+    if isinstance(value, list | tuple):
+        more = ", ..." if len(value) > _MAX_ITEMS else ""
+        return _cut("[" + ", ".join(format_value(v) for v in value[:_MAX_ITEMS]) + more + "]", 200)
+    return _cut(str(value), 200)
 
 
 def format_params(params: Any) -> str:
@@ -91,12 +69,9 @@ def format_params(params: Any) -> str:
     if not isinstance(params, Mapping):
         return format_value(params)
     items = list(params.items())
-    parts = [
-        f"{k}={v!r}" if isinstance(v, str) else f"{k}={format_value(v)}"
-        for k, v in items[:_MAX_ITEMS]
-    ]
+    parts = [f"{k}={v!r}" if isinstance(v, str) else f"{k}={format_value(v)}" for k, v in items]
     if len(items) > _MAX_ITEMS:
-        parts.append(f"... (+{len(items) - _MAX_ITEMS} more)")
+        parts[_MAX_ITEMS:] = [f"... (+{len(items) - _MAX_ITEMS} more)"]
     return ", ".join(parts)
 
 
@@ -104,36 +79,29 @@ def format_error(error: Any) -> str | None:
     """One line: ``'ValueError: bad input'`` for an exception, the first line of a string."""
     if error is None:
         return None
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
     if isinstance(error, BaseException):
-        lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
         name = type(error).__name__
-        text = f"{name}: {lines[0]}" if lines else name
-    else:
-        lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
-        text = lines[0] if lines else ""
-    return _truncate(text, _MAX_ERROR_CHARS)
+        return _cut(f"{name}: {lines[0]}" if lines else name, 300)
+    return _cut(lines[0] if lines else "", 300)
 
 
 def _field(obj: Any, name: str) -> Any:
-    if isinstance(obj, Mapping):
-        return obj.get(name)
-    return getattr(obj, name, None)
+    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
 
 
-def _job_label(config: Any) -> str:
-    kind = _field(config, "kind") or "job"
-    name = _field(config, "name")
+def _label(config: Any) -> str:
+    kind, name = _field(config, "kind") or "job", _field(config, "name")
     return f"{kind} {str(name)!r}" if name else str(kind)
 
 
-def _trial_outcome(trial: Any, exception: Any) -> str:
-    state = _field(trial, "state")
-    state_name = str(getattr(state, "name", state) or "").upper()
-    if "PRUNED" in state_name or type(exception).__name__ == "TrialPruned":
-        return "pruned"
-    if "FAIL" in state_name or exception is not None:
-        return "failed"
-    return "finished"
+def _trial_label(config: Any, trial: Any) -> str:
+    number = _field(trial, "number")
+    return f"{_label(config)}: trial {'?' if number is None else number}"
+
+
+def _lines(head: str, *pairs: tuple[str, Any]) -> str:
+    return "\n".join([head, *(f"{key}: {value}" for key, value in pairs if value)])
 
 
 class NotifierBase(Callback):
@@ -144,16 +112,15 @@ class NotifierBase(Callback):
 
     Args:
         send_message_for_trials: Also send a message when each group trial starts and ends.
-        max_consecutive_failures: After this many failed sends in a row, or one permanent
-            failure, the notifier stays silent until the next ``on_job_start``, so that a dead
-            endpoint does not cost every trial its retry budget.
+        max_consecutive_failures: After this many failed sends in a row the notifier stays
+            silent until the next ``on_job_start``, so a dead endpoint does not cost every trial
+            its time budget.
     """
 
     # Class-level defaults keep a subclass that forgets ``super().__init__()`` working.
     send_message_for_trials: bool = False
     max_consecutive_failures: int = 3
     _failures: int = 0
-    _disabled: bool = False
 
     def __init__(
         self, *, send_message_for_trials: bool = False, max_consecutive_failures: int = 3
@@ -164,35 +131,20 @@ class NotifierBase(Callback):
             )
         self.send_message_for_trials = bool(send_message_for_trials)
         self.max_consecutive_failures = max_consecutive_failures
-        self._failures = 0
-        self._disabled = False
 
     @abstractmethod
     def send_message(self, msg: str) -> None:
-        """Deliver ``msg``; raise (ideally :class:`NotificationError`) when it was not delivered."""
+        """Deliver ``msg`` (first line: the headline); raise when it was not delivered."""
 
     def secrets(self) -> list[str]:
         """The credential strings this notifier holds (tokens, webhook URLs, passwords)."""
         return []
 
-    def _repr_fields(self) -> dict[str, Any]:
-        return {}
-
-    def __repr__(self) -> str:
-        fields = {k: v for k, v in self._repr_fields().items() if v is not None}
-        if self.send_message_for_trials:
-            fields["send_message_for_trials"] = True
-        inner = ", ".join(f"{k}={v!r}" for k, v in fields.items())
-        return f"{type(self).__name__}({inner})"
-
     # -- messages -------------------------------------------------------------------------
 
     def job_start_message(self, config: Any, **kwargs: Any) -> str | None:
         """``"group 'svm' started"``."""
-        lines = [f"{_job_label(config)} started"]
-        if kwargs.get("run_id"):
-            lines.append(f"run: {kwargs['run_id']}")
-        return "\n".join(lines)
+        return _lines(f"{_label(config)} started", ("run", kwargs.get("run_id")))
 
     def job_end_message(
         self, config: Any, exception: BaseException | None = None, **kwargs: Any
@@ -203,75 +155,67 @@ class NotifierBase(Callback):
         """
         duration = format_duration(kwargs.get("duration"))
         counts = kwargs.get("counts") if isinstance(kwargs.get("counts"), Mapping) else None
-        all_failed = (
-            exception is None
-            and counts is not None
-            and not counts.get("complete")
-            and bool(counts.get("fail"))
-        )
-        if exception is not None or all_failed:
-            head = f"{_job_label(config)} failed" + (f" after {duration}" if duration else "")
-        else:
-            head = f"{_job_label(config)} finished" + (f" in {duration}" if duration else "")
-        lines = [head]
-        if exception is not None:
-            lines.append(f"error: {format_error(exception)}")
-        elif all_failed and counts is not None:
-            lines.append(f"error: all {counts.get('fail')} trials failed")
-        best_value = kwargs.get("best_value")
-        if best_value is not None or (
-            _field(config, "kind") == "group" and exception is None and not all_failed
-        ):
-            lines.append(f"best value: {format_value(best_value)}")
-        if kwargs.get("best_params"):
-            lines.append(f"best params: {format_params(kwargs['best_params'])}")
+        all_failed = bool(exception is None and counts is not None and counts.get("fail")) and not (
+            counts or {}
+        ).get("complete")
+        failed = exception is not None or all_failed
+        head = f"{_label(config)} {'failed' if failed else 'finished'}"
+        head += f" {'after' if failed else 'in'} {duration}" if duration else ""
+        error = format_error(exception)
+        if all_failed and counts:
+            error = f"all {counts.get('fail')} trials failed"
+        best = kwargs.get("best_value")
+        show_best = best is not None or (_field(config, "kind") == "group" and not failed)
+        trials = None
         if counts is not None:
-            lines.append(
-                f"trials: {counts.get('complete', 0)} complete, {counts.get('pruned', 0)} pruned, "
-                f"{counts.get('fail', 0)} failed"
+            trials = ", ".join(
+                f"{counts.get(k, 0)} {w}"
+                for k, w in (("complete", "complete"), ("pruned", "pruned"), ("fail", "failed"))
             )
-        if kwargs.get("metrics"):
-            lines.append(f"metrics: {format_params(kwargs['metrics'])}")
-        if kwargs.get("run_id"):
-            lines.append(f"run: {kwargs['run_id']}")
-        return "\n".join(lines)
+        return _lines(
+            head,
+            ("error", error),
+            ("best value", format_value(best) if show_best else None),
+            ("best params", kwargs.get("best_params") and format_params(kwargs["best_params"])),
+            ("trials", trials),
+            ("metrics", kwargs.get("metrics") and format_params(kwargs["metrics"])),
+            ("run", kwargs.get("run_id")),
+        )
 
     def trial_start_message(
         self, config: Any, trial: Any, sampled_params: Any = None, **kwargs: Any
     ) -> str | None:
         """``"group 'svm': trial 3 started"`` and the sampled parameters."""
-        number = _field(trial, "number")
-        lines = [f"{_job_label(config)}: trial {'?' if number is None else number} started"]
         params = sampled_params if sampled_params is not None else _field(trial, "params")
-        if params:
-            lines.append(f"params: {format_params(params)}")
-        return "\n".join(lines)
+        return _lines(
+            f"{_trial_label(config, trial)} started", ("params", params and format_params(params))
+        )
 
     def trial_end_message(
         self, config: Any, trial: Any, metric: Any = None, exception: Any = None, **kwargs: Any
     ) -> str | None:
         """``"group 'svm': trial 3 finished in 2.1s"`` (or failed / pruned), value, params, error."""
-        number = _field(trial, "number")
-        outcome = _trial_outcome(trial, exception)
-        head = f"{_job_label(config)}: trial {'?' if number is None else number} {outcome}"
+        state = _field(trial, "state")
+        state = str(getattr(state, "name", state) or "").upper()
+        if "PRUNED" in state or type(exception).__name__ == "TrialPruned":
+            outcome = "pruned"
+        else:
+            outcome = "failed" if "FAIL" in state or exception is not None else "finished"
+        head = f"{_trial_label(config, trial)} {outcome}"
         duration = format_duration(kwargs.get("duration"))
         if duration:
-            head += f" in {duration}" if outcome == "finished" else f" after {duration}"
-        lines = [head]
-        if metric is not None:
-            lines.append(f"value: {format_value(metric)}")
-        params = _field(trial, "params")
-        if params:
-            lines.append(f"params: {format_params(params)}")
-        if outcome == "failed" and exception is not None:
-            lines.append(f"error: {format_error(exception)}")
-        return "\n".join(lines)
+            head += f" {'in' if outcome == 'finished' else 'after'} {duration}"
+        return _lines(
+            head,
+            ("value", None if metric is None else format_value(metric)),
+            ("params", format_params(_field(trial, "params") or {})),
+            ("error", format_error(exception) if outcome == "failed" else None),
+        )
 
     # -- hooks ----------------------------------------------------------------------------
 
     def on_job_start(self, config: Any, **kwargs: Any) -> None:
-        with _STATE_LOCK:  # a new job gets a fresh chance after an earlier outage
-            self._disabled = False
+        with _LOCK:  # a new job gets a fresh chance after an earlier outage
             self._failures = 0
         self._notify(self.job_start_message, config, **kwargs)
 
@@ -309,40 +253,32 @@ class NotifierBase(Callback):
         return text
 
     def _notify(self, build: Callable[..., str | None], *args: Any, **kwargs: Any) -> None:
-        if self._disabled:
+        name = type(self).__name__
+        if self._failures >= self.max_consecutive_failures:
             return
         try:
             msg = build(*args, **kwargs)
         except Exception as exc:
             logger.warning(
-                "%s could not build a message: %s",
-                type(self).__name__,
-                self._redact(format_error(exc) or ""),
+                "%s could not build a message: %s", name, self._redact(format_error(exc) or "")
             )
             return
-        if msg:
-            self._safe_send(msg)
-
-    def _safe_send(self, msg: str) -> bool:
-        """Send ``msg``; log (redacted) and swallow any failure. True when it was sent."""
-        name = type(self).__name__
-        if self._disabled:
-            return False
+        if not msg:
+            return
         try:
             self.send_message(msg)
         except Exception as exc:
-            detail = str(exc) if isinstance(exc, NotificationError) else format_error(exc)
-            permanent = bool(getattr(exc, "permanent", False))
-            with _STATE_LOCK:
+            with _LOCK:
                 self._failures += 1
                 failures = self._failures
-                disable = permanent or failures >= self.max_consecutive_failures
-                self._disabled = self._disabled or disable
+            detail = str(exc) if isinstance(exc, NotificationError) else format_error(exc)
             logger.warning("%s: notification not sent: %s", name, self._redact(detail or ""))
-            if disable:
-                why = "a permanent error" if permanent else f"{failures} failures in a row"
-                logger.warning("%s: silent until the next job starts (after %s)", name, why)
-            return False
-        with _STATE_LOCK:
+            if failures >= self.max_consecutive_failures:
+                logger.warning(
+                    "%s: silent until the next job starts (after %d failures in a row)",
+                    name,
+                    failures,
+                )
+            return
+        with _LOCK:
             self._failures = 0
-        return True
