@@ -101,7 +101,7 @@ class GroupRun:
         )
         self.flat = flatten_space(config.param_space)
         self.kc = KnowledgeCenter.resolve(config.tracking_uri)
-        self.callbacks = CallbackDispatcher(job_fn.options.callbacks)
+        self.callbacks = CallbackDispatcher.for_job(config, job_fn)
         secrets = [*self.callbacks.secrets(), *secret_values(config.params)]
         self.recorder = Recorder(MLflowTracker(self.kc), secrets=secrets)
         self.storage_path = str(self.kc.studies_path)
