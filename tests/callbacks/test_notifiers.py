@@ -395,7 +395,7 @@ def test_repeated_failures_silence_the_notifier_until_next_job(
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         run_group(slack)  # 8 messages: 3 are tried
     assert len(local.requests) == 3
-    assert "silent until the next job starts (after 3 failures in a row)" in caplog.text
+    assert "silent until the next job starts (3 failures in a row)" in caplog.text
     local.replies.clear()
     slack.on_job_start(group())
     assert local.delivered == 1
