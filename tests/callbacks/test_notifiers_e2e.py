@@ -135,18 +135,21 @@ def setup_job(folder: Path, notifiers: list[dict[str, Any]], *, group: bool, **c
         write(folder / "train.py", HEADER + EXPERIMENT)
 
 
-def run_experiment(folder: Path, name: str = "exp", **params: Any) -> Any:
+def run_experiment(
+    folder: Path, name: str = "exp", notify: list[str] | None = None, **params: Any
+) -> Any:
     from ml_experiment.config import load_config
     from ml_experiment.execution import run_job
 
     path = folder / f"{name}.json"
-    path.write_text(
-        json.dumps({"name": name, "kind": "experiment", "params": params, "run": ["train.py"]})
-    )
+    job = {"name": name, "kind": "experiment", "params": params, "run": ["train.py"]}
+    path.write_text(json.dumps({**job, **({"notify": notify} if notify else {})}))
     return run_job(load_config(path))[0]
 
 
-def run_group(folder: Path, num_trials: int, name: str = "g") -> Any:
+def run_group(
+    folder: Path, num_trials: int, name: str = "g", notify: list[str] | None = None
+) -> Any:
     from ml_experiment.config import load_config
     from ml_experiment.execution import run_job
 
@@ -164,6 +167,7 @@ def run_group(folder: Path, num_trials: int, name: str = "g") -> Any:
                 "metric": {"name": "y", "direction": "minimize"},
                 "resources_per_worker": {"cpu": 1},
                 "run": ["objective.py"],
+                **({"notify": notify} if notify else {}),
             }
         )
     )
@@ -330,6 +334,8 @@ SLACK_PATH = "/services/T0TEAM/B0HOOK/slackHOOKsecret7781"
 TG_TOKEN = "5566778:TGbotSECRETtoken-qq9"
 SMTP_WRONG_PASSWORD = "wrongSMTPsecret-55"
 CUSTOM_KEY = "audit-KEY-secret-3141"
+NOTIFY_PATH = "/hooks/T9/notifyHOOKsecret-4455"
+NOTIFY_PASSWORD = "notifyPASSsecret-8181"
 
 
 def _read_everything(c: Any) -> list[tuple[str, str]]:
@@ -363,11 +369,20 @@ def test_no_credential_reaches_the_knowledge_center_or_the_logs(
     closed_port: int,
     ray_local: None,
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from ml_experiment.exceptions import RunFailedError
 
     slack_url = SLACK + SLACK_PATH
+    # The job files' notify: one URL read from the environment, one written in them (down).
+    hook = http_server.url.replace("http://", "json://") + NOTIFY_PATH
+    monkeypatch.setenv("MLX_TEST_HOOK", hook)
+    notify = ["${MLX_TEST_HOOK}", f"json://bot:{NOTIFY_PASSWORD}@127.0.0.1:{closed_port}/?retry=0"]
     secrets = [
+        hook,
+        NOTIFY_PATH,
+        NOTIFY_PATH.rsplit("/", 1)[1],
+        NOTIFY_PASSWORD,
         SLACK_PATH,
         SLACK_PATH.rsplit("/", 1)[1],
         TG_TOKEN,
@@ -402,24 +417,24 @@ def test_no_credential_reaches_the_knowledge_center_or_the_logs(
         ]
 
     # The user's own errors quote the credentials too (the same webhook, the same bot).
-    leak = f"could not post the report to {slack_url} (bot {TG_TOKEN})"
+    leak = f"could not post the report to {slack_url} (bot {TG_TOKEN}, hook {hook})"
     bases = {"slack_base": http_server.url, "telegram_base": f"http://127.0.0.1:{closed_port}"}
     with caplog.at_level(logging.INFO):
         # An experiment whose notifiers all work but Telegram, then one that fails.
         setup_job(workdir, notifiers(smtp_server.password), group=False, error=leak, **bases)
-        run_experiment(workdir, "exp-ok")
+        run_experiment(workdir, "exp-ok", notify)
         with pytest.raises(RunFailedError):
-            run_experiment(workdir, "exp-failed", fail=True)
+            run_experiment(workdir, "exp-failed", notify, fail=True)
         # A group whose Slack endpoint answers 404 quoting the secret path, whose SMTP login
         # is refused, and one of whose trials fails quoting the secrets.
         http_server.queue(404, f"no_service for {SLACK_PATH}".encode(), times=50)
         setup_job(workdir, notifiers(SMTP_WRONG_PASSWORD), group=True, trial_error=leak, **bases)
-        outcome = run_group(workdir, 4)
+        outcome = run_group(workdir, 4, notify=notify)
     assert outcome.counts == {"complete": 3, "fail": 1, "pruned": 0}
 
     # The notifiers really ran with these credentials.
-    assert {r["path"] for r in http_server.requests} == {SLACK_PATH}
-    assert http_server.delivered == 4  # the experiments' start and end messages
+    assert {r["path"] for r in http_server.requests} == {SLACK_PATH, NOTIFY_PATH}
+    assert http_server.delivered == 8  # the experiments' start and end messages, Slack and hook
     assert len(smtp_server.received) == 4 and smtp_server.auth_attempts
     c = client(workdir)
     assert len(all_runs(c, "g")) == 5
@@ -435,7 +450,7 @@ def test_no_credential_reaches_the_knowledge_center_or_the_logs(
     leaks = [(where, s) for where, text in everything for s in secrets if s in text]
     assert leaks == []
     # ...nor in the raw files that hold it (database, artifact store, Optuna journal).
-    inputs = {"notify.json", "train.py", "objective.py"}
+    inputs = {"notify.json", "train.py", "objective.py", "exp-ok.json", "exp-failed.json", "g.json"}
     for f in workdir.rglob("*"):
         if f.is_file() and f.name not in inputs:
             raw = f.read_bytes()
@@ -447,6 +462,7 @@ def test_no_credential_reaches_the_knowledge_center_or_the_logs(
     assert any("SlackNotifier: notification not sent: Slack: 3 attempt(s)" in m for m in notes)
     assert any("error=404" in m for m in notes)
     assert any("EmailNotifier: notification not sent: E-Mail: 2 attempt(s)" in m for m in notes)
+    assert any("AppriseNotifier: notification not sent: JSON: 1 attempt(s)" in m for m in notes)
     assert any("audit service refused key ***" in r.getMessage() for r in caplog.records)
     assert [s for s in secrets if s in caplog.text] == []
 
