@@ -6,40 +6,64 @@ import contextlib
 import math
 import os
 import shutil
-import tempfile
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 from ml_experiment.exceptions import ConfigError
 
+# Ray decides once, when imported, whether a node may be reached from other hosts; "0" makes a
+# local node use 127.0.0.1 throughout (its mode on macOS and Windows), so nothing listens on a
+# non-loopback interface. Read by Ray in this process and in every process it starts.
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+
 
 @contextlib.contextmanager
 def ray_session(config: Any) -> Iterator[None]:
-    """Use the running Ray session, join ``ray_config.address``, or start a private local one."""
+    """Use the running Ray session, join ``ray_config.address``, or start a private local one.
+
+    A local one listens on loopback only, without dashboard, in a private 0700 temp folder
+    (``mlx-ray-*``); such folders left by killed runs are removed first.
+    """
+    rc = config.ray_config
+    if not rc.address:
+        for key, value in LOOPBACK_ENV.items():
+            os.environ.setdefault(key, value)
     import ray
 
     if ray.is_initialized():
         yield
         return
-    rc = config.ray_config
     kwargs: dict[str, Any] = {"log_to_driver": True, "configure_logging": False}
     kwargs.update(rc.init_kwargs())
     temp_dir = None
     if rc.address:
         ray.init(address=rc.address, **kwargs)
     else:
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        from ml_experiment._tmp import make_private_dir, remove_stale
+
+        remove_stale()  # mlx-* folders whose owner was killed (SIGKILL leaves them)
         if "_temp_dir" not in kwargs:
-            # Not /tmp/ray: that may belong to another cluster on this host.
-            temp_dir = tempfile.mkdtemp(prefix="mlx-ray-")
-            kwargs["_temp_dir"] = temp_dir
+            # Not /tmp/ray: that may belong to another cluster on this host. Ray makes its own
+            # folder 0777, so it goes inside one of ours (0700).
+            temp_dir = make_private_dir("mlx-ray-")
+            kwargs["_temp_dir"] = str(temp_dir / "ray")
         kwargs.setdefault("include_dashboard", False)
+        kwargs.setdefault("_node_ip_address", "127.0.0.1")
         ray.init(
             address="local",
             num_cpus=rc.num_cpus or os.cpu_count() or 1,
             num_gpus=rc.num_gpus,
             **kwargs,
         )
+        node_ip = ray.util.get_node_ip_address()
+        if node_ip not in ("127.0.0.1", "::1"):
+            # Ray was imported before this session set LOOPBACK_ENV: say so, do not hide it.
+            warnings.warn(
+                f"the local Ray node listens on {node_ip}, not on loopback only: set "
+                "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before Ray is imported",
+                stacklevel=2,
+            )
     try:
         yield
     finally:
