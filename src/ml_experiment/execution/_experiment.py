@@ -168,11 +168,10 @@ def _run_tracked(
         record.traceback = "".join(traceback.format_exception(error))
         record.artifacts = {}
     duration = record.end_time - record.start_time
+    returned = dict(record.metrics)  # what the function returned; duration_s is ours
     record.metrics["duration_s"] = duration
     if record.status == "FINISHED":
-        callbacks(
-            "on_info_logged", config=config, metrics=record.metrics, artifacts=record.artifacts
-        )
+        callbacks("on_info_logged", config=config, metrics=returned, artifacts=record.artifacts)
     if callbacks.failures:
         record.tags["callbacks.failed"] = "; ".join(callbacks.failures)
     failed = error if record.status != "FINISHED" else None
@@ -184,7 +183,7 @@ def _run_tracked(
             config=config,
             exception=failed,
             duration=duration,
-            metrics=record.metrics,
+            metrics=returned,
             run_id=run_id,
         )
     return _outcome(record, failed, job_fn, recorder)

@@ -7,17 +7,22 @@ the result and the recorder writes the child run. Workers only compute.
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ml_experiment.callbacks._dispatch import CallbackDispatcher
-from ml_experiment.config import MetricConfig, flatten_space, unflatten_params
+from ml_experiment.config import flatten_space, unflatten_params
 from ml_experiment.exceptions import ConfigError, Interrupted, RunFailedError
+from ml_experiment.execution._group_parts import (
+    GroupOutcome,
+    fixed_params,
+    group_metrics,
+    summarise,
+    trial_record,
+)
 from ml_experiment.execution._invoke import bind_params
 from ml_experiment.execution._progress import GroupProgress
 from ml_experiment.execution._ray import ray_session, slots
@@ -35,47 +40,6 @@ if TYPE_CHECKING:
     from ml_experiment.tracking.record import RunRecord
 
 TAG_TRIAL = "ml_experiment.trial_number"
-TAG_STATE = "ml_experiment.trial_state"
-TAG_WORKER = "ml_experiment.worker"
-_MLFLOW_STATUS = {"complete": "FINISHED", "fail": "FAILED", "pruned": "KILLED"}
-
-
-@dataclass
-class GroupOutcome:
-    run_id: str
-    study_name: str
-    counts: dict[str, int]
-    best_trials: list[dict[str, Any]] = field(default_factory=list)
-    value: Any = None
-    duration: float = 0.0
-    failures: list[tuple[int, str]] = field(default_factory=list)  # (trial number, reason)
-
-
-def group_metrics(config: Any, job_fn: JobFunction) -> list[MetricConfig]:
-    """The objective(s): the job file's ``metric``, else ``@job(optimization_metric=...)``."""
-    metric = config.metric
-    if metric is None:
-        default = job_fn.options.optimization_metric
-        if default is None:
-            raise ConfigError(
-                "a group needs a metric to optimise: add `metric: {name: ..., direction: ...}` "
-                "or @job(optimization_metric=...)",
-                source=config.source,
-                field="metric",
-            )
-        metric = MetricConfig(name=default) if isinstance(default, str) else default
-        if isinstance(metric, dict):
-            metric = MetricConfig(**metric)
-    return list(metric) if isinstance(metric, list) else [metric]
-
-
-def fixed_params(config: Any) -> tuple[dict[str, Any], list[str]]:
-    """The job's fixed params, less those it also searches (the search wins), and a notice each."""
-    both = [name for name in config.params if name in config.param_space]
-    notices = [
-        f"{name!r} is in params and in param_space: the searched value is used" for name in both
-    ]
-    return {k: v for k, v in config.params.items() if k not in both}, notices
 
 
 class GroupRun:
@@ -306,40 +270,11 @@ class GroupRun:
     def _record(
         self, told: Told, params: dict[str, Any], result: TrialResult, seed: int | None = None
     ) -> None:
-        from ml_experiment.tracking.record import RunRecord
-
-        number = told.frozen.number
-        now = time.time()
-        started = result.started or (
-            told.frozen.datetime_start.timestamp() if told.frozen.datetime_start else now
+        record = trial_record(
+            self.config.name, self.parent.run_id, told, params, result, seed, self.data
         )
-        metrics = dict(result.metrics)
-        if told.state == "complete" and not metrics:  # recovered: the study has the values
-            metrics = self.sweeper.metric_values(told.frozen)
-        if result.ended and result.started:
-            metrics["duration_s"] = result.ended - result.started
-        tags: dict[str, Any] = {TAG_TRIAL: number, TAG_STATE: told.state}
-        if result.pid:
-            tags[TAG_WORKER] = result.pid
-        record = RunRecord(
-            experiment=self.config.name,
-            name=f"trial-{number}",
-            parent_run_id=self.parent.run_id,
-            run_id=result.run_id,
-            status=_MLFLOW_STATUS[told.state],
-            start_time=started,
-            end_time=result.ended or now,
-            params=params,
-            metrics=metrics,
-            steps=result.steps,
-            tags=tags,
-            artifacts=dict(result.artifacts),
-            seeds={**({"seed": str(seed)} if seed is not None else {}), **result.seeds},
-            data=self.data,
-            console=result.console,
-            error=told.error,
-            traceback=result.traceback,
-        )
+        if told.state == "complete" and not result.metrics:  # recovered: the study has them
+            record.metrics.update(self.sweeper.metric_values(told.frozen))
         self.recorder.write(record)
 
     # -- the end --------------------------------------------------------------------------
@@ -361,8 +296,6 @@ class GroupRun:
         ]
 
     def _finish(self, error: BaseException | None) -> GroupOutcome:
-        from ml_experiment.tracking.redact import redact_params
-
         record = self.parent
         record.end_time = time.time()
         duration = record.end_time - record.start_time
@@ -373,22 +306,7 @@ class GroupRun:
             "trials_pruned": self.counts["pruned"],
             "total_time_s": duration,
         }
-        shown = [{**b, "params": redact_params(b["params"])} for b in best]
-        if len(self.metrics) == 1 and best:
-            name = self.metrics[0].name
-            record.metrics["best_trial_number"] = best[0]["number"]
-            record.metrics[f"best_{name}"] = best[0]["values"][name]
-            record.tags.update(
-                {
-                    f"best_params.{k}": v if isinstance(v, str) else json.dumps(v, default=str)
-                    for k, v in shown[0]["params"].items()
-                }
-            )
-            record.tags["best_trial_number"] = best[0]["number"]
-            record.artifacts["best_trial.json"] = _json(shown[0])
-        elif best:
-            record.tags["pareto_front_size"] = len(best)
-            record.artifacts["pareto_front.json"] = _json(shown)
+        summarise(record, best, [m.name for m in self.metrics])
         if self.callbacks.failures:
             record.tags["callbacks.failed"] = "; ".join(self.callbacks.failures)
         if error is not None:
@@ -435,10 +353,6 @@ class GroupRun:
             study=self.sweeper.study,
             counts=dict(self.counts),
         )
-
-
-def _json(value: Any) -> bytes:
-    return json.dumps(value, indent=2, default=str).encode("utf-8")
 
 
 def run_group(

@@ -1,0 +1,130 @@
+"""The pieces of a group that are plain functions: its objectives, its params, its run records."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ml_experiment.config import MetricConfig
+from ml_experiment.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from ml_experiment._job import JobFunction
+    from ml_experiment.execution._worker import TrialResult
+    from ml_experiment.execution.sweeper import Told
+    from ml_experiment.tracking.record import RunRecord
+
+TAG_TRIAL = "ml_experiment.trial_number"
+TAG_STATE = "ml_experiment.trial_state"
+TAG_WORKER = "ml_experiment.worker"
+MLFLOW_STATUS = {"complete": "FINISHED", "fail": "FAILED", "pruned": "KILLED"}
+
+
+@dataclass
+class GroupOutcome:
+    run_id: str
+    study_name: str
+    counts: dict[str, int]
+    best_trials: list[dict[str, Any]] = field(default_factory=list)
+    value: Any = None
+    duration: float = 0.0
+    failures: list[tuple[int, str]] = field(default_factory=list)  # (trial number, reason)
+
+
+def group_metrics(config: Any, job_fn: JobFunction) -> list[MetricConfig]:
+    """The objective(s): the job file's ``metric``, else ``@job(optimization_metric=...)``."""
+    metric = config.metric
+    if metric is None:
+        default = job_fn.options.optimization_metric
+        if default is None:
+            raise ConfigError(
+                "a group needs a metric to optimise: add `metric: {name: ..., direction: ...}` "
+                "or @job(optimization_metric=...)",
+                source=config.source,
+                field="metric",
+            )
+        metric = MetricConfig(name=default) if isinstance(default, str) else default
+        if isinstance(metric, dict):
+            metric = MetricConfig(**metric)
+    return list(metric) if isinstance(metric, list) else [metric]
+
+
+def fixed_params(config: Any) -> tuple[dict[str, Any], list[str]]:
+    """The job's fixed params, less those it also searches (the search wins), and a notice each."""
+    both = [name for name in config.params if name in config.param_space]
+    notices = [
+        f"{name!r} is in params and in param_space: the searched value is used" for name in both
+    ]
+    return {k: v for k, v in config.params.items() if k not in both}, notices
+
+
+def trial_record(
+    experiment: str,
+    parent_run_id: str | None,
+    told: Told,
+    params: dict[str, Any],
+    result: TrialResult,
+    seed: int | None,
+    data: dict[str, str],
+) -> RunRecord:
+    """A trial's child run, from what the study and the worker know of it."""
+    from ml_experiment.tracking.record import RunRecord
+
+    number = told.frozen.number
+    now = time.time()
+    started = result.started or (
+        told.frozen.datetime_start.timestamp() if told.frozen.datetime_start else now
+    )
+    metrics = dict(result.metrics)
+    if result.ended and result.started:
+        metrics["duration_s"] = result.ended - result.started
+    tags: dict[str, Any] = {TAG_TRIAL: number, TAG_STATE: told.state}
+    if result.pid:
+        tags[TAG_WORKER] = result.pid
+    return RunRecord(
+        experiment=experiment,
+        name=f"trial-{number}",
+        parent_run_id=parent_run_id,
+        run_id=result.run_id,
+        status=MLFLOW_STATUS[told.state],
+        start_time=started,
+        end_time=result.ended or now,
+        params=params,
+        metrics=metrics,
+        steps=result.steps,
+        tags=tags,
+        artifacts=dict(result.artifacts),
+        seeds={**({"seed": str(seed)} if seed is not None else {}), **result.seeds},
+        data=data,
+        console=result.console,
+        error=told.error,
+        traceback=result.traceback,
+    )
+
+
+def summarise(record: RunRecord, best: list[dict[str, Any]], metric_names: list[str]) -> None:
+    """The best trial (or the Pareto front) on the parent run; secret-named params redacted."""
+    from ml_experiment.tracking.redact import redact_params
+
+    shown = [{**b, "params": redact_params(b["params"])} for b in best]
+    if len(metric_names) == 1 and best:
+        name = metric_names[0]
+        record.metrics["best_trial_number"] = best[0]["number"]
+        record.metrics[f"best_{name}"] = best[0]["values"][name]
+        record.tags.update(
+            {
+                f"best_params.{k}": v if isinstance(v, str) else json.dumps(v, default=str)
+                for k, v in shown[0]["params"].items()
+            }
+        )
+        record.tags["best_trial_number"] = best[0]["number"]
+        record.artifacts["best_trial.json"] = _json(shown[0])
+    elif best:
+        record.tags["pareto_front_size"] = len(best)
+        record.artifacts["pareto_front.json"] = _json(shown)
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, indent=2, default=str).encode("utf-8")
