@@ -20,9 +20,9 @@ def test_overlapping_trials_get_one_lane_per_concurrent_slot() -> None:
 
 
 def test_worker_tags_name_the_lanes() -> None:
-    rows = [row(0, 0, 1, worker="pid 12"), row(1, 0, 1, worker="pid 7"), row(2, 2, 3)]
+    rows = [row(0, 0, 1, worker="12"), row(1, 0, 1, worker="node-b:7"), row(2, 2, 3)]
     names, lane_of = lanes(rows)
-    assert names == ["pid 12", "pid 7", "unknown"]
+    assert names == ["pid 12", "node-b:7", "unknown"]
     assert lane_of == {0: 0, 1: 1, 2: 2}
 
 

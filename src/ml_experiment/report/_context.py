@@ -197,8 +197,10 @@ def lanes(rows: list[TrialRow]) -> tuple[list[str], dict[int, int]]:
         key=lambda r: (r.start, r.number),
     )
     if any(r.worker for r in timed):
-        names = sorted({r.worker or "unknown" for r in timed})
-        index = {n: i for i, n in enumerate(names)}
+        workers = sorted({r.worker or "unknown" for r in timed})
+        index = {w: i for i, w in enumerate(workers)}
+        # A bare number is the worker's process id; say so (and keep the axis categorical).
+        names = [f"pid {w}" if w.isdigit() else w for w in workers]
         return names, {r.number: index[r.worker or "unknown"] for r in timed}
     ends: list[float] = []
     lane_of: dict[int, int] = {}

@@ -78,6 +78,7 @@ def importances(ctx: PlotContext) -> list[Figure]:
         )
     )
     fig.update_xaxes(title=f"importance for {ctx.target_name} (PED-ANOVA)")
+    fig.update_yaxes(automargin=True, ticksuffix="  ")  # keep a 0.00 label off the names
     return [_finish(fig, None, height=max(300, 60 + 32 * len(names)))]
 
 
@@ -188,6 +189,7 @@ def timeline(ctx: PlotContext) -> list[Figure]:
                 orientation="h",
                 marker_color=COLORS[state],
                 name=labels.get(state, state),
+                showlegend=True,  # even alone: the colour must be explained
                 customdata=[[r.number, (r.error or "")[:200].replace("<", "&lt;")] for r in rows],
                 hovertemplate=(
                     "trial %{customdata[0]}<br>start %{base:.1f} s, %{x:.1f} s"
@@ -197,7 +199,7 @@ def timeline(ctx: PlotContext) -> list[Figure]:
         )
     fig.update_layout(barmode="overlay", bargap=0.25)
     fig.update_xaxes(title="seconds since the first trial started")
-    fig.update_yaxes(categoryorder="array", categoryarray=names[::-1])
+    fig.update_yaxes(type="category", categoryorder="array", categoryarray=names[::-1])
     height = max(300, 80 + 28 * len(names))
     return [_finish(fig, None, height=min(height, 900))]
 
