@@ -40,6 +40,7 @@ def _direct(workdir: Path, *flags: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_failed_direct_run_exits_1_with_the_cause(tmp_path: Path) -> None:
     res = _direct(tmp_path, "--how", "fail", "--n", "7")
     assert res.returncode == 1, res.stderr
@@ -50,6 +51,7 @@ def test_failed_direct_run_exits_1_with_the_cause(tmp_path: Path) -> None:
     assert run.info.status == "FAILED"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("how", "code", "line"), [("ctrl-c", 130, "interrupted")])
 def test_interrupted_direct_run(tmp_path: Path, how: str, code: int, line: str) -> None:
     res = _direct(tmp_path, "--how", how)

@@ -13,6 +13,7 @@ from tests.conftest import run_cli, write
 SENTINEL = Path("/tmp/ml-experiment-pwned")
 
 
+@pytest.mark.slow
 def test_corpus_through_the_cli(tmp_path: Path) -> None:
     SENTINEL.unlink(missing_ok=True)
     assert len(CASES) >= 25
@@ -64,6 +65,7 @@ def test_bad_flags(tmp_path: Path, args: list[str], expected: str) -> None:
     assert not (tmp_path / "mlruns.db").exists()
 
 
+@pytest.mark.slow
 def test_code_in_a_flag_is_only_data(tmp_path: Path) -> None:
     SENTINEL.unlink(missing_ok=True)
     write(
@@ -167,6 +169,7 @@ def test_param_contradicting_the_annotation_runs_nothing(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.yaml", "t.py"]
 
 
+@pytest.mark.slow
 def test_coercions_a_user_expects_still_run(tmp_path: Path) -> None:
     write(tmp_path / "t.py", TYPED)
     write(tmp_path / "e.yaml", "name: e\nparams: {n: 2, lr: 1}\nrun: [t.py]\n")
@@ -194,3 +197,23 @@ def test_huge_job_file_is_refused_fast(tmp_path: Path) -> None:
     assert "\n" not in res.stderr.strip()
     assert elapsed < 20, elapsed  # 130 s before (mostly the process start now)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.yaml", "t.py"]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("run_not_python.yaml", "run[0]: is not a Python script (.py), got 'expectations.json'"),
+        ("name_too_long.yaml", "name: is 300 bytes long, at most 200"),
+        ("name_with_slash.yaml", "name: must not contain '/'"),
+        ("alias_bomb.yaml", "alias bomb"),
+        ("alias_recursive.yaml", "refers to the mapping or list that contains it"),
+    ],
+)
+def test_hostile_job_files_through_the_cli(tmp_path: Path, name: str, expected: str) -> None:
+    """A sample of the corpus in the fast lane (the whole corpus runs in the slow one)."""
+    res = run_cli("run", str(BAD / name), cwd=tmp_path, timeout=60)
+    err = res.stderr.strip()
+    assert res.returncode == 2, err
+    assert err.startswith(f"error: {BAD / name}: ") and "\n" not in err, err
+    assert expected in err, err
+    assert list(tmp_path.iterdir()) == []

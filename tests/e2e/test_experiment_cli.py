@@ -63,6 +63,7 @@ def _only_run(workdir: Path, name: str):
     return runs[0]
 
 
+@pytest.mark.slow  # a tracked run through the installed command
 def test_quickstart_experiment_records_everything(project: Path, tmp_path: Path) -> None:
     cwd = tmp_path / "kc"
     cwd.mkdir()
@@ -106,6 +107,7 @@ def test_quickstart_experiment_records_everything(project: Path, tmp_path: Path)
     assert cfg["run"] == [str((project / "train_svm.py").resolve())]
 
 
+@pytest.mark.slow  # a tracked run through the installed command
 def test_params_override_from_cli(workdir: Path) -> None:
     job = EXAMPLES / "quickstart" / "svm_experiment.yaml"
     res = run_cli("run", str(job), "--params", '{"C": 2}', "--name", "override", cwd=workdir)
@@ -114,6 +116,7 @@ def test_params_override_from_cli(workdir: Path) -> None:
     assert run.data.params["C"] == "2" and run.data.params["kernel"] == "poly"
 
 
+@pytest.mark.slow  # a tracked run through the installed command
 def test_thesis_form_config_file(workdir: Path) -> None:
     job = EXAMPLES / "quickstart" / "svm_experiment.yaml"
     res = run_cli("--config_file", str(job), "--name", "thesis-form", cwd=workdir)
@@ -121,6 +124,7 @@ def test_thesis_form_config_file(workdir: Path) -> None:
     assert _only_run(workdir, "thesis-form").info.status == "FINISHED"
 
 
+@pytest.mark.slow  # a tracked run through the installed command
 def test_script_runs_directly_and_is_tracked(workdir: Path) -> None:
     script = EXAMPLES / "quickstart" / "train_svm.py"
     res = subprocess.run(
@@ -137,6 +141,7 @@ def test_script_runs_directly_and_is_tracked(workdir: Path) -> None:
     assert "val_accuracy" in run.data.metrics
 
 
+@pytest.mark.slow  # a tracked run through the installed command
 def test_direct_run_with_unknown_flag_is_bad_input(workdir: Path) -> None:
     script = EXAMPLES / "quickstart" / "train_svm.py"
     res = subprocess.run(
@@ -147,6 +152,7 @@ def test_direct_run_with_unknown_flag_is_bad_input(workdir: Path) -> None:
     assert all_runs(client(workdir), "train_svm") == []
 
 
+@pytest.mark.slow  # a tracked run through the installed command
 def test_failed_run_is_recorded_with_traceback(workdir: Path) -> None:
     write(
         workdir / "boom.py",
@@ -174,6 +180,7 @@ def test_failed_run_is_recorded_with_traceback(workdir: Path) -> None:
     assert "about to fail" in artifact_text(client(workdir), run.info.run_id, "logs/console.log")
 
 
+@pytest.mark.slow  # a tracked run through the installed command
 def test_delete_if_failed_and_scripts_stop_at_first_failure(workdir: Path) -> None:
     write(
         workdir / "fail_deleted.py",
@@ -210,6 +217,7 @@ def test_delete_if_failed_and_scripts_stop_at_first_failure(workdir: Path) -> No
     assert [r.info.lifecycle_stage for r in runs] == ["deleted"]
 
 
+@pytest.mark.slow  # a tracked run through the installed command
 def test_several_scripts_each_their_own_run(workdir: Path) -> None:
     for name, value in (("first", 1), ("second", 2)):
         write(
@@ -229,6 +237,7 @@ def test_several_scripts_each_their_own_run(workdir: Path) -> None:
     assert values == [3.0, 6.0]
 
 
+@pytest.mark.slow  # a tracked run through the installed command
 def test_kind_job_runs_untracked(workdir: Path) -> None:
     write(
         workdir / "plain.py",
@@ -251,6 +260,7 @@ def test_kind_job_runs_untracked(workdir: Path) -> None:
     assert not (workdir / "mlruns.db").exists()
 
 
+@pytest.mark.slow  # a tracked run through the installed command
 def test_generator_yields_are_steps_and_artifacts_logged(workdir: Path) -> None:
     write(
         workdir / "gen.py",
@@ -300,6 +310,7 @@ def test_missing_required_parameter_creates_no_run(workdir: Path) -> None:
     assert all_runs(client(workdir), "req") == []
 
 
+@pytest.mark.slow  # a tracked run through the installed command
 def test_secret_params_are_redacted(workdir: Path) -> None:
     write(
         workdir / "sec.py",
