@@ -9,7 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ml_experiment.report import _figures, _images
+import ml_experiment.report._figures as _figures
+import ml_experiment.report._images as _images
 from ml_experiment.report._html import (
     DEFAULT_UI_BASE,
     Section,
