@@ -141,3 +141,64 @@ def test_store_made_before_kind_tags_is_judged_by_its_runs(tmp_path: Path) -> No
     res = run_cli("run", str(job), cwd=folder)
     assert res.returncode == 2, res.stderr[-3000:]
     assert "taken by group runs" in res.stderr
+
+
+def _readme_move_snippet() -> str:
+    """The README's recipe for moving a knowledge center, exactly as a user would copy it."""
+    from tests.conftest import REPO
+
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("**Moving a knowledge center.**") :]
+    block = section[section.index("```bash\n") + len("```bash\n") :]
+    return block[: block.index("```")]
+
+
+@pytest.mark.slow
+def test_moved_knowledge_center_works_after_the_readme_recipe(tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    _experiment(old, "moving")
+    assert run_cli("run", "moving.yaml", cwd=old).returncode == 0
+    first = all_runs(client(old), "moving")[0]
+    new = tmp_path / "new"
+    old.rename(new)
+    # What the README warns of: the store still points into the old folder.
+    assert str(old) in client(new).get_experiment_by_name("moving").artifact_location
+
+    script = _readme_move_snippet()
+    res = subprocess.run(
+        ["bash", "-c", script.replace("/old/path/to/project", str(old), 1)],
+        cwd=new,
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    assert run_cli("run", "moving.yaml", cwd=new).returncode == 0
+    assert not old.exists()  # nothing was written to the old place
+    c = client(new)
+    runs = all_runs(c, "moving")
+    assert len(runs) == 2
+    for run in runs:
+        assert run.info.artifact_uri.startswith((new / "mlartifacts").as_uri()), run.info
+    # The first run's artifacts are read from the new place.
+    assert "config/job.json" in [f.path for f in c.list_artifacts(first.info.run_id, "config")]
+
+
+@pytest.mark.slow
+def test_several_scripts_stop_at_the_first_failure(tmp_path: Path) -> None:
+    folder = tmp_path / "kc"
+    for name, body in (("one", "return {'score': 1.0}"), ("two", "raise ValueError('boom')")):
+        write(
+            folder / f"{name}.py",
+            f"from ml_experiment import job\n\n@job\ndef main():\n    {body}\n",
+        )
+    write(
+        folder / "three.py",
+        "from pathlib import Path\nfrom ml_experiment import job\n\n@job\ndef main():\n"
+        "    Path('three-ran').write_text('yes')\n    return {'score': 3.0}\n",
+    )
+    write(folder / "all.yaml", "name: all\nkind: experiment\nrun: [one.py, two.py, three.py]\n")
+    res = run_cli("run", "all.yaml", cwd=folder)
+    assert res.returncode == 1, res.stderr[-3000:]
+    assert not (folder / "three-ran").exists()
+    statuses = sorted(r.info.status for r in all_runs(client(folder), "all"))
+    assert statuses == ["FAILED", "FINISHED"]
