@@ -152,9 +152,9 @@ class MLflowTracker:
         self.client: MlflowClient = open_client(kc)
         self._experiments: dict[str, str] = {}
         self._locations: dict[str, str] = {}
-        from ml_experiment.tracking._onewrite import sql_store
+        from ml_experiment import _private
 
-        self._sql_store = sql_store(self.client)
+        self._sql_store = _private.sql_store(self.client)
 
     def experiment_id(self, name: str, kind: str | None = None) -> str:
         """Get or create the MLflow experiment called ``name``.
