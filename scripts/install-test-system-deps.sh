@@ -5,6 +5,8 @@
 set -euo pipefail
 
 packages=(chromium fonts-dejavu-core)
+# DesktopNotifier's test: a private D-Bus session and Debian's D-Bus/GLib bindings for Python.
+packages+=(dbus python3-dbus python3-gi)
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -531,3 +531,92 @@ def test_job_file_notify_url_naming_an_unset_variable_is_bad_input(workdir: Path
         "job.yaml: notify[0]: environment variable NO_SUCH_VAR_1 is not set"
     )
     assert all_runs(client(workdir), "notified") == []
+
+
+# -- desktop ----------------------------------------------------------------------------------
+
+NOTIFICATION_SERVER = """
+import json, sys
+import dbus, dbus.service
+from dbus.mainloop.glib import DBusGMainLoop
+from gi.repository import GLib
+
+DBusGMainLoop(set_as_default=True)
+OUT = sys.argv[1]
+
+class Notifications(dbus.service.Object):
+    @dbus.service.method(
+        "org.freedesktop.Notifications", in_signature="susssasa{sv}i", out_signature="u"
+    )
+    def Notify(self, app, replaces, icon, title, body, actions, hints, timeout):
+        with open(OUT, "a") as f:
+            f.write(json.dumps([str(app), str(title), str(body)]) + "\\n")
+        return 1
+
+bus = dbus.SessionBus()
+name = dbus.service.BusName("org.freedesktop.Notifications", bus)
+Notifications(bus, "/org/freedesktop/Notifications")
+open(OUT + ".ready", "w").close()
+GLib.MainLoop().run()
+"""
+
+DESKTOP_JOB = """
+from types import SimpleNamespace
+from ml_experiment.callbacks.notifiers import DesktopNotifier
+
+n = DesktopNotifier(min_interval=0)
+assert [type(p).__name__ for p in n._services] == ["NotifyDBus"], n._services
+cfg = SimpleNamespace(name="svm", kind="group")
+n.on_job_start(cfg)
+n.on_job_end(cfg, exception=ValueError("boom"), duration=3)
+"""
+
+
+def _system_dbus_modules(folder: Path) -> Path | None:
+    """Debian's python3-dbus and python3-gi, for this interpreter (pip cannot build them here)."""
+    import shutil
+    import subprocess
+    import sysconfig
+
+    dist = Path("/usr/lib/python3/dist-packages")
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    names = ["gi", "dbus", f"_dbus_bindings{suffix}", f"_dbus_glib_bindings{suffix}"]
+    if not (shutil.which("dbus-run-session") and all((dist / n).exists() for n in names)):
+        return None
+    check = subprocess.run(["/usr/bin/python3", "-c", "import dbus, gi"], capture_output=True)
+    if check.returncode != 0:
+        return None
+    folder.mkdir()
+    for n in names:
+        (folder / n).symlink_to(dist / n)
+    return folder
+
+
+def test_desktop_notification_over_a_private_dbus_session(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    modules = _system_dbus_modules(tmp_path / "sysmods")
+    if modules is None:
+        pytest.skip("needs dbus-run-session, python3-dbus and python3-gi (see scripts/)")
+    (tmp_path / "server.py").write_text(NOTIFICATION_SERVER)
+    (tmp_path / "job.py").write_text(DESKTOP_JOB)
+    out = tmp_path / "shown.jsonl"
+    script = (
+        f"/usr/bin/python3 server.py {out} & "
+        f"for i in $(seq 100); do [ -e {out}.ready ] && break; sleep 0.05; done; "
+        f"PYTHONPATH={modules} {sys.executable} job.py; rc=$?; kill %1; exit $rc"
+    )
+    res = subprocess.run(
+        ["dbus-run-session", "--", "bash", "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 0, res.stderr
+    shown = [json.loads(line) for line in out.read_text().splitlines()]
+    assert shown == [
+        ["ml-experiment", "group 'svm' started", ""],
+        ["ml-experiment", "group 'svm' failed after 3.0s", "error: ValueError: boom"],
+    ]
