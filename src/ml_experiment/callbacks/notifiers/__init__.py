@@ -11,7 +11,6 @@ from ml_experiment.callbacks.notifiers._apprise import (
     EmailNotifier,
     SlackNotifier,
     TelegramNotifier,
-    expand_env,
 )
 from ml_experiment.callbacks.notifiers._base import NotificationError, NotifierBase, format_duration
 
@@ -23,6 +22,5 @@ __all__ = [
     "NotifierBase",
     "SlackNotifier",
     "TelegramNotifier",
-    "expand_env",
     "format_duration",
 ]

@@ -69,17 +69,13 @@ def _field(obj: Any, name: str) -> Any:
 
 
 def _head(config: Any, trial: Any, outcome: str, seconds: Any = None) -> str:
-    kind, name, number = (
-        _field(config, "kind") or "job",
-        _field(config, "name"),
-        _field(trial, "number"),
-    )
+    kind, name = _field(config, "kind") or "job", _field(config, "name")
     head = f"{kind} {str(name)!r}" if name else str(kind)
-    head += "" if trial is None else f": trial {'?' if number is None else number}"
+    if trial is not None:
+        head += f": trial {'?' if _field(trial, 'number') is None else _field(trial, 'number')}"
     duration = format_duration(seconds)
-    return f"{head} {outcome}" + (
-        f" {'in' if outcome == 'finished' else 'after'} {duration}" if duration else ""
-    )
+    when = f" {'in' if outcome == 'finished' else 'after'} {duration}" if duration else ""
+    return f"{head} {outcome}{when}"
 
 
 def _lines(head: str, **fields: Any) -> str:
@@ -126,22 +122,21 @@ class NotifierBase(Callback):
         """Finished (duration, best value and params or metrics, trial counts) or failed (the
         error); a group whose trials all failed is reported as failed."""
         c = kw.get("counts") if isinstance(kw.get("counts"), Mapping) else None
-        all_failed = (
-            exception is None and c is not None and bool(c.get("fail")) and not c.get("complete")
-        )
+        all_failed = exception is None and bool(c and c.get("fail") and not c.get("complete"))
         failed = exception is not None or all_failed
+        error = f"all {c['fail']} trials failed" if all_failed and c else format_error(exception)
         best = kw.get("best_value") is not None or (
             _field(config, "kind") == "group" and not failed
         )
+        trials = None
+        if c is not None:
+            trials = f"{c.get('complete', 0)} complete, {c.get('pruned', 0)} pruned, {c.get('fail', 0)} failed"
         return _lines(
             _head(config, None, "failed" if failed else "finished", kw.get("duration")),
-            error=f"all {c and c.get('fail')} trials failed"
-            if all_failed
-            else format_error(exception),
+            error=error,
             best_value=best and format_value(kw.get("best_value")),
             best_params=kw.get("best_params") and format_params(kw["best_params"]),
-            trials=c is not None
-            and f"{c.get('complete', 0)} complete, {c.get('pruned', 0)} pruned, {c.get('fail', 0)} failed",
+            trials=trials,
             metrics=kw.get("metrics") and format_params(kw["metrics"]),
             run=kw.get("run_id"),
         )
