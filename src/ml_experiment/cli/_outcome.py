@@ -110,28 +110,19 @@ def report(exc: BaseException) -> int | None:
     code = exit_code(exc)
     if code is None:
         return None
-    full = full_errors()
+    if full_errors():
+        traceback.print_exception(exc, file=sys.stderr)
+    elif isinstance(exc, RunFailedError) and exc.__cause__ is not None:
+        traceback.print_exception(exc.__cause__, file=sys.stderr)  # the user's traceback
     if isinstance(exc, KeyboardInterrupt):
-        if full:
-            traceback.print_exception(exc, file=sys.stderr)
         _print(_one_line(exc.message if isinstance(exc, Interrupted) else "interrupted"))
     elif isinstance(exc, RunFailedError):
-        # The user's traceback (the cause) first, then one summary line.
-        if full:
-            traceback.print_exception(exc, file=sys.stderr)
-        elif exc.__cause__ is not None:
-            traceback.print_exception(exc.__cause__, file=sys.stderr)
         _print(f"error: {exc}")
     elif isinstance(exc, MLExperimentError):
-        if full:
-            traceback.print_exception(exc, file=sys.stderr)
         _print(f"error: {_one_line(exc)}")
-    else:
-        if full:
-            traceback.print_exception(exc, file=sys.stderr)
-        message = _usage_message(exc)
-        if message:  # empty for "no arguments, so the help": the help is already printed
-            _print(f"error: {message}")
+    elif message := _usage_message(exc):  # empty for "no arguments": the help is printed
+        _print(f"error: {message}")
+    # The summary ends with the notes (a write failure while finishing), also after a traceback.
     _print_notes(exc)
     return code
 
