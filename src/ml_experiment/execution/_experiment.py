@@ -144,12 +144,14 @@ def _run_tracked(
     script: Path | None,
     tracker: MLflowTracker,
 ) -> RunOutcome:
+    from ml_experiment.tracking._watch import watch
     from ml_experiment.tracking.recorder import Recorder
 
     callbacks = CallbackDispatcher.for_job(config, job_fn)
     recorder = Recorder(tracker, secrets=callbacks.secrets())
     record = _start_record(config, job_fn, params, script)
     run_id = recorder.start(record)
+    watcher = watch(run_id, tracker.kc.tracking_uri)  # a process that dies is still recorded
     callbacks("on_job_start", config=config, run_id=run_id)
     error: BaseException | None = None
     with tempfile.TemporaryDirectory(prefix="mlx-") as tmp:
@@ -178,6 +180,8 @@ def _run_tracked(
     try:
         recorder.finish_after(record, failed)
     finally:
+        if watcher is not None:
+            watcher.release()
         callbacks(
             "on_job_end",
             config=config,

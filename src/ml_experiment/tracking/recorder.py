@@ -206,8 +206,10 @@ class Recorder:
             end_time=record.end_time,
             tags=record.tags,
             error=reason,
+            console=record.console,
+            traceback=record.traceback,
         )
-        record.run_id = self.tracker.record_run(
+        record.run_id = bare.run_id = self.tracker.record_run(
             bare.experiment,
             run_name=bare.name,
             status="FAILED",
@@ -215,6 +217,8 @@ class Recorder:
             end_time=bare.end_time or bare.start_time,
             tags=self._tags(bare, secrets),
         )
+        with contextlib.suppress(Exception):  # the run and its reason are what must be kept
+            self._write_texts(bare, secrets)
 
     # -- artifacts --------------------------------------------------------------------------
     def _write_texts(self, record: RunRecord, secrets: list[str]) -> None:
