@@ -9,11 +9,13 @@ No public API does these things (or does them far slower):
   MLflow's own validation. ``tests/tracking/test_onewrite.py`` compares it field by field with
   the public path.
 - Optuna: a live ``optuna.Trial`` for a trial created elsewhere (a worker reporting intermediate
-  values to the pruner). Optuna's docs discourage, but do not forbid, calling its constructor.
+  values to the pruner). ``optuna.Trial`` is exported; its docs discourage, but do not forbid,
+  calling its constructor, and no other way exists, so it has no fallback.
 
-Each runs only on the versions in :data:`TESTED` (the range ``pyproject.toml`` allows, which the
-suite runs on); elsewhere, or on a ``TypeError``/``AttributeError``/SQL error from the private
-path, the caller warns once (:func:`warn_once`) and takes the public path.
+The MLflow write runs only on the versions in :data:`TESTED` (the range ``pyproject.toml``
+allows, which the suite runs on; ``tests/test_private.py`` checks both agree); elsewhere, or on a
+``TypeError``/``AttributeError``/SQL error from the private path, the caller warns once
+(:func:`warn_once`) and takes the public path.
 """
 
 from __future__ import annotations
