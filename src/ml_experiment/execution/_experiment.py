@@ -86,18 +86,20 @@ def run_experiment(
         Interrupted: Ctrl-C or SIGTERM; the run is KILLED.
     """
     params = effective_params(config, job_fn, kwargs or {})
+    callbacks = CallbackDispatcher.for_job(config, job_fn)  # bad notify: URLs before any write
     if config.kind == "job":
-        return _run_untracked(config, job_fn, params)
+        return _run_untracked(config, job_fn, params, callbacks)
     from ml_experiment.tracking._mlflow import KnowledgeCenter, MLflowTracker
 
     tracker = tracker or MLflowTracker(KnowledgeCenter.resolve(config.tracking_uri))
-    return _run_tracked(config, job_fn, params, script, tracker)
+    return _run_tracked(config, job_fn, params, script, tracker, callbacks)
 
 
-def _run_untracked(config: Any, job_fn: JobFunction, params: dict[str, Any]) -> RunOutcome:
+def _run_untracked(
+    config: Any, job_fn: JobFunction, params: dict[str, Any], callbacks: CallbackDispatcher
+) -> RunOutcome:
     from ml_experiment.tracking.seeds import SeedRecorder
 
-    callbacks = CallbackDispatcher.for_job(config, job_fn)
     callbacks("on_job_start", config=config)
     started = time.time()
     try:
@@ -143,11 +145,11 @@ def _run_tracked(
     params: dict[str, Any],
     script: Path | None,
     tracker: MLflowTracker,
+    callbacks: CallbackDispatcher,
 ) -> RunOutcome:
     from ml_experiment.tracking._watch import watch
     from ml_experiment.tracking.recorder import Recorder
 
-    callbacks = CallbackDispatcher.for_job(config, job_fn)
     recorder = Recorder(tracker, secrets=callbacks.secrets())
     record = _start_record(config, job_fn, params, script)
     run_id = recorder.start(record)
