@@ -152,3 +152,18 @@ def test_read_only_knowledge_center_exits_2_at_once(tmp_path: Path, with_store: 
     assert len(lines) == 1 and str(kc) in lines[0] and "read-only" in lines[0], res.stderr
     assert "Traceback" not in res.stderr
     assert took < 10, took  # MLflow alone retried for 105 s; measured here: ~0.7 s
+
+
+@pytest.mark.slow
+def test_another_database_is_never_moved_aside(tmp_path: Path) -> None:
+    db = tmp_path / "mine.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE notes (x TEXT)")
+    con.execute("INSERT INTO notes VALUES ('keep me')")
+    con.commit()
+    con.close()
+    MLflowTracker(KnowledgeCenter.resolve(f"sqlite:///{db}")).experiment_id("x")
+    assert not list(tmp_path.glob("mine.db.unfinished-*"))
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT x FROM notes").fetchall() == [("keep me",)]
+    con.close()

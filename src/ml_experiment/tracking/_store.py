@@ -71,8 +71,8 @@ def _repair(db: Path) -> None:
     Called under the store lock, so no migration of ours is running. Two cases, both made by
     killing a process during MLflow's migrations (tests/tracking/test_store.py):
 
-    - no schema version yet and no runs: the first creation never finished; the file is moved
-      aside and created afresh.
+    - MLflow's first tables but no schema version and no experiment: the first creation never
+      finished; the file is moved aside and created afresh.
     - ``_alembic_tmp_X`` beside ``X``: Alembic's SQLite batch migration copies ``X`` into it, drops
       ``X`` and renames the copy; while ``X`` exists the copy holds nothing ``X`` lacks, so it is
       dropped and MLflow finishes the upgrade. A copy whose ``X`` is gone is the only copy of that
@@ -88,14 +88,19 @@ def _repair(db: Path) -> None:
             if "alembic_version" in tables
             else []
         )
-        rows = sum(
-            con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-            for t in ("experiments", "runs")
-            if t in tables
+        # Only a store without a schema version is counted (a count scans the table).
+        unfinished = (
+            {"experiments", "runs"} <= tables  # an MLflow store, not some other database
+            and not version
+            and not any(
+                con.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone()
+                for t in ("experiments", "runs")
+                if t in tables
+            )
         )
         leftovers = sorted(t for t in tables if t.startswith(TMP_PREFIX))
         orphans = [t for t in leftovers if t.removeprefix(TMP_PREFIX) not in tables]
-        if orphans:
+        if orphans and not unfinished:
             raise ConfigError(
                 f"the knowledge center {db} is half-migrated: table {orphans[0]} holds the only "
                 "copy of its data after an interrupted schema upgrade, which cannot be repaired "
@@ -110,7 +115,7 @@ def _repair(db: Path) -> None:
         con.commit()
     finally:
         con.close()  # the last connection: SQLite folds the -wal file back into the database
-    if tables and not version and rows == 0:
+    if unfinished:
         aside = db.with_name(f"{db.name}.unfinished-{time.strftime('%Y%m%d%H%M%S')}")
         _log.warning(
             "knowledge center %s: its creation was interrupted before any run; moved to %s "
