@@ -81,6 +81,10 @@ def run(
         str | None, _opt("--ray_config", "--ray-config", help="ray.init options dict.")
     ] = None,
     resume: Annotated[bool, _opt("--resume", help="Continue an interrupted group.")] = False,
+    quiet: Annotated[bool, _opt("--quiet", "-q", help="Show only the summary at the end.")] = False,
+    verbose: Annotated[
+        bool, _opt("--verbose", "-v", help="Show everything, Ray's and MLflow's lines too.")
+    ] = False,
 ) -> None:
     """Run a job file (or scripts): an untracked job, one experiment, or a group search."""
     from ml_experiment.config import load_config, read_mapping
@@ -127,10 +131,12 @@ def run(
         overrides["docker_config"] = docker
     job_config = load_config(config_file, overrides)
 
+    from ml_experiment._output import NORMAL, QUIET, VERBOSE, shown
     from ml_experiment.execution import run_job
 
     try:
-        run_job(job_config, resume=resume)
+        with shown(VERBOSE if verbose else QUIET if quiet else NORMAL):
+            run_job(job_config, resume=resume)
     except KeyboardInterrupt as exc:
         raise Carrier(exc) from exc
 

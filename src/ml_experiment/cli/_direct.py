@@ -54,6 +54,7 @@ class DirectLaunch:
 
     def execute(self, job_fn: JobFunction, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         from ml_experiment import _runtime
+        from ml_experiment._output import NORMAL, shown
         from ml_experiment.cli._outcome import report
         from ml_experiment.config import load_config
         from ml_experiment.execution._experiment import run_experiment
@@ -73,7 +74,8 @@ class DirectLaunch:
                 bind_params(
                     job_fn.signature, config.params, fn_name=job_fn.name, source="command line"
                 )
-                outcome = run_experiment(config, job_fn, script=script)
+                with shown(NORMAL):
+                    outcome = run_experiment(config, job_fn, script=script)
             except (MLExperimentError, KeyboardInterrupt) as exc:
                 code = report(exc)
                 raise SystemExit(code) from None

@@ -15,6 +15,7 @@ from ml_experiment.callbacks._dispatch import CallbackDispatcher
 from ml_experiment.exceptions import ExecutionError, RunFailedError
 from ml_experiment.execution._invoke import bind_params, invoke
 from ml_experiment.execution._signals import interrupts_raise
+from ml_experiment.execution._summary import experiment_summary, show
 
 if TYPE_CHECKING:
     from ml_experiment._job import JobFunction
@@ -184,6 +185,7 @@ def _run_tracked(
     finally:
         if watcher is not None:
             watcher.release()
+        show(experiment_summary(config.name, run_id, record.status, returned, duration))
         callbacks(
             "on_job_end",
             config=config,

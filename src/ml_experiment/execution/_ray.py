@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
+from ml_experiment._output import VERBOSE, settle, verbosity
 from ml_experiment.exceptions import ConfigError
 
 # Ray decides once, when imported, whether a node may be reached from other hosts; "0" makes a
@@ -31,10 +32,17 @@ def ray_session(config: Any) -> Iterator[None]:
             os.environ.setdefault(key, value)
     import ray
 
+    settle()  # importing Ray set its loggers up anew
+
     if ray.is_initialized():
         yield
         return
-    kwargs: dict[str, Any] = {"log_to_driver": True, "configure_logging": False}
+    kwargs: dict[str, Any] = {
+        # Trial output comes back with each trial ([trial N] lines); Ray's own forwarding,
+        # with its (execute_trial pid=...) prefixes, only with -v.
+        "log_to_driver": verbosity() == VERBOSE,
+        "configure_logging": False,
+    }
     kwargs.update(rc.init_kwargs())
     temp_dir = None
     if rc.address:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ml_experiment._output import trial_output
 from ml_experiment.callbacks._dispatch import CallbackDispatcher
 from ml_experiment.config import flatten_space, unflatten_params
 from ml_experiment.exceptions import ConfigError, Interrupted, RunFailedError
@@ -27,11 +28,13 @@ from ml_experiment.execution._invoke import bind_params
 from ml_experiment.execution._progress import GroupProgress
 from ml_experiment.execution._ray import ray_session, slots
 from ml_experiment.execution._signals import SafePointStop, interrupts_raise
+from ml_experiment.execution._summary import group_summary, show
 from ml_experiment.execution._worker import TrialResult, TrialSpec
 from ml_experiment.execution._writer import BackgroundWriter
 from ml_experiment.execution.executor import RayExecutor
 from ml_experiment.execution.loop import run_trials
 from ml_experiment.execution.sweeper import Sweeper, Told
+from ml_experiment.tracking.redact import redact_params
 
 if TYPE_CHECKING:
     import optuna
@@ -246,6 +249,7 @@ class GroupRun:
         self.progress.update(running=running, counts=self.counts, best=self.sweeper.best_value)
 
     def finished(self, told: Told, spec: TrialSpec, result: TrialResult) -> None:
+        self.progress.print(trial_output(told.frozen.number, result.console))
         self.counts[told.state] += 1
         if told.state == "fail":
             self.failures.append((told.frozen.number, told.error or "failed"))
@@ -319,6 +323,18 @@ class GroupRun:
                 self.sweeper.mark_finished()
         finally:
             self._job_end(error, duration, best)
+        show(
+            group_summary(
+                name=self.config.name,
+                study=self.sweeper.study_name,
+                run_id=record.run_id,
+                counts=self.counts,
+                best=[{**b, "params": redact_params(b["params"])} for b in best],
+                failures=self.failures,
+                duration=duration,
+                report=None,
+            )
+        )
         if interrupted:
             signum = error.signum if isinstance(error, Interrupted) else 2
             raise Interrupted(self._interrupted_message(), signum=signum) from error
