@@ -51,3 +51,11 @@ def test_objectives_come_from_the_parent_metric_param() -> None:
         data=SimpleNamespace(params={"metric": "acc (maximize), loss (minimize)"})
     )
     assert objectives_of(run) == [("acc", "maximize"), ("loss", "minimize")]  # type: ignore[arg-type]
+
+
+def test_wall_times_read_at_a_glance() -> None:
+    from ml_experiment.report._html import duration_text
+
+    assert duration_text(42.04) == "42.0 s"
+    assert duration_text(725) == "12 min 5 s"
+    assert duration_text(15937.8) == "4 h 25 min"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from ml_experiment.report._html import (
     DEFAULT_UI_BASE,
     Section,
     cards,
+    duration_text,
     esc,
     failures_html,
     fmt,
@@ -70,6 +72,19 @@ def _use_agg() -> None:
         matplotlib.use("Agg")
 
 
+@contextlib.contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    """No "A new study created in memory" lines for the report's working copies."""
+    import optuna
+
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(previous)
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
@@ -107,7 +122,7 @@ def _group_sections(ctx: PlotContext, out: Path) -> tuple[list[Section], list[st
     return sections, pngs
 
 
-_SAMPLED = {"parallel", "slice", "contour", "pareto"}
+_SAMPLED = {"slice", "contour", "pareto"}  # the parallel plot notes its own sample
 
 
 def _group_header(data: GroupData, ui_base: str) -> str:
@@ -148,7 +163,7 @@ def _group_page(data: GroupData, out: Path, ui_base: str) -> tuple[str, list[str
         ("failed", counts["fail"]),
         *_best_summary(ctx),
         ("objective", ", ".join(f"{n} ({d})" for n, d in data.objectives)),
-        ("trials' wall time (s)", round(max(wall) - ctx.t0, 1) if ctx.t0 else ""),
+        ("trials' wall time", duration_text(max(wall) - ctx.t0) if ctx.t0 else ""),
     ]
     nav = " ".join(f"<a href='#{s.key}'>{esc(s.title)}</a>" for s in sections)
     body = [
@@ -260,19 +275,20 @@ def build_report(
         client, uri = open_client(tracking_uri)
     run = resolve_run(client, run_id_or_group_name, uri)
     _use_agg()
-    data: GroupData | ExperimentData
-    if is_group(run):
-        data = load_group(client, run)
-        default = data.name
-    else:
-        data = load_experiment(client, run)
-        default = f"{data.name}-{run.info.run_id[:8]}"
-    out = Path(out_dir) if out_dir is not None else Path("reports") / _safe(default)
-    out.mkdir(parents=True, exist_ok=True)
-    if isinstance(data, GroupData):
-        text, pngs = _group_page(data, out, ui_base)
-    else:
-        text, pngs = _experiment_page(data, out, ui_base)
+    with _quiet_optuna():
+        data: GroupData | ExperimentData
+        if is_group(run):
+            data = load_group(client, run)
+            default = data.name
+        else:
+            data = load_experiment(client, run)
+            default = f"{data.name}-{run.info.run_id[:8]}"
+        out = Path(out_dir) if out_dir is not None else Path("reports") / _safe(default)
+        out.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, GroupData):
+            text, pngs = _group_page(data, out, ui_base)
+        else:
+            text, pngs = _experiment_page(data, out, ui_base)
     index = out / "index.html"
     tmp = out / ".index.html.part"
     tmp.write_text(text, encoding="utf-8")

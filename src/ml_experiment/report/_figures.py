@@ -89,7 +89,7 @@ def parallel(ctx: PlotContext) -> list[Figure]:
     if not params:
         return []
     fig = plot_parallel_coordinate(
-        ctx.sample, params=params, target=ctx.target, target_name=ctx.target_name
+        ctx.lines, params=params, target=ctx.target, target_name=ctx.target_name
     )
     return [_finish(fig, None, height=520)]
 

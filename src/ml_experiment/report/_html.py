@@ -29,11 +29,11 @@ h2{font-size:18px;margin:4px 0 8px 0} .note{color:#666;font-size:13px;margin:2px
 .cards{display:flex;flex-wrap:wrap;gap:12px} .card{background:#fff;border:1px solid #e3e3e3;
 border-radius:6px;padding:8px 14px;min-width:120px} .card b{display:block;font-size:20px}
 table{border-collapse:collapse;font-size:13px} th,td{border-bottom:1px solid #eee;
-padding:3px 8px;text-align:left;vertical-align:top} th{background:#f3f5f8;position:sticky;top:0;
+padding:3px 8px;text-align:left;vertical-align:top;white-space:nowrap} th{background:#f3f5f8;position:sticky;top:0;
 cursor:pointer;user-select:none} .scroll{max-height:640px;overflow:auto}
 td.num{text-align:right;font-variant-numeric:tabular-nums} .state-complete{color:#1f77b4}
 .state-pruned{color:#c75f00} .state-fail{color:#d62728;font-weight:600}
-.state-running{color:#7f7f7f} .err{max-width:420px;color:#8a1c1c} code{font-size:12px}
+.state-running{color:#7f7f7f} .err{min-width:240px;max-width:420px;white-space:normal;color:#8a1c1c} code{font-size:12px}
 input#filter{margin:4px 0 8px 0;padding:4px 8px;width:320px}
 """
 
@@ -74,6 +74,17 @@ def when(epoch: float | None) -> str:
     if epoch is None:
         return ""
     return _dt.datetime.fromtimestamp(epoch, tz=_dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def duration_text(seconds: float) -> str:
+    """``42.0 s``, ``12 min 5 s``, ``4 h 25 min``: a wall time a person reads at a glance."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
 
 
 def run_link(ui_base: str, exp_id: str, run_id: str) -> str:

@@ -91,7 +91,7 @@ def parallel(ctx: PlotContext) -> Figure | None:
         return None
     fig = _optuna_plot(
         plot_parallel_coordinate,
-        ctx.sample,
+        ctx.lines,
         params=params,
         target=ctx.target,
         target_name=ctx.target_name,
@@ -168,23 +168,23 @@ def timeline(ctx: PlotContext) -> Figure | None:
     if not lane_of:
         return None
     fig, ax = plt.subplots(figsize=(10, min(12, max(2.5, 0.9 + 0.35 * len(names)))))
-    seen: set[str] = set()
+    # One collection per lane and state: a bar call per trial costs ~5 ms (10 s at 2,000).
+    spans: dict[tuple[int, str], list[tuple[float, float]]] = {}
     for r in ctx.data.trials:
-        if r.number not in lane_of or r.start is None or r.end is None:
-            continue
-        state = timeline_state(r)
-        seen.add(state)
-        ax.barh(
-            lane_of[r.number],
-            r.end - r.start,
-            left=r.start - ctx.t0,
-            height=0.7,
-            color=COLORS[state],
-            edgecolor="white",
+        if r.number in lane_of and r.start is not None and r.end is not None:
+            key = (lane_of[r.number], timeline_state(r))
+            spans.setdefault(key, []).append((r.start - ctx.t0, r.end - r.start))
+    for (lane, state), xranges in spans.items():
+        ax.broken_barh(
+            xranges,
+            (lane - 0.35, 0.7),
+            facecolors=COLORS[state],
+            edgecolors="white",
             linewidth=0.3,
         )
+    seen = {state for _, state in spans}
+    ax.set_ylim(len(names) - 0.5, -0.5)
     ax.set_yticks(range(len(names)), names)
-    ax.invert_yaxis()
     ax.set_xlabel("seconds since the first trial started")
     ax.set_title("Timeline of trials per worker")
     labels = {"timeout": "timed out", "fail": "failed"}

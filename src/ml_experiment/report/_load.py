@@ -187,8 +187,13 @@ def _load_study(parent: Run) -> optuna.Study | None:
         study = optuna.load_study(study_name=name, storage=open_storage(path))
     except Exception:  # a missing study or an unreadable journal: MLflow has the trials too
         return None
-    owner = study.user_attrs.get(ATTR_PARENT)
-    return study if owner in (None, parent.info.run_id) else None
+    if study.user_attrs.get(ATTR_PARENT) not in (None, parent.info.run_id):
+        return None
+    # A journal study re-reads its file on every get_trials (each plot calls it several
+    # times: ~0.3 s each at 2,000 trials); an in-memory copy reads it once.
+    copy = optuna.create_study(study_name=study.study_name, directions=study.directions)
+    copy.add_trials(study.get_trials(deepcopy=False))
+    return copy
 
 
 _STATE_NAMES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "fail"}
