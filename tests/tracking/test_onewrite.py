@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from ml_experiment.exceptions import TrackingError
-from ml_experiment.tracking._mlflow import KnowledgeCenter, MLflowTracker
 from ml_experiment._private import sql_store
+from ml_experiment.exceptions import ConfigError
+from ml_experiment.tracking._mlflow import KnowledgeCenter, MLflowTracker
 
 
 @pytest.fixture
@@ -107,7 +107,7 @@ def test_invalid_input_raises_mlflows_error_and_writes_nothing(tracker: MLflowTr
 def test_a_deleted_experiment_is_refused(tracker: MLflowTracker) -> None:
     tracker.create_run("exp", run_name="parent")
     tracker.client.delete_experiment(tracker.experiment_id("exp"))
-    with pytest.raises(TrackingError, match="deleted"):
+    with pytest.raises(ConfigError, match=r"experiment 'exp' is deleted .* restore it"):
         _write(tracker, fast=True, parent_run_id=None)
 
 
