@@ -240,7 +240,6 @@ class Certs:
 @pytest.fixture(scope="session")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     """A throwaway CA and a server certificate for 127.0.0.1 / localhost."""
-    pytest.importorskip("cryptography")
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -387,7 +386,6 @@ def _running(server: SMTPServer) -> Iterator[SMTPServer]:
 @pytest.fixture
 def smtp_server() -> Iterator[SMTPServer]:
     """Plain SMTP; AUTH allowed without TLS (login is checked by the authenticator)."""
-    pytest.importorskip("aiosmtpd")
     with _running(SMTPServer(auth_require_tls=False)) as server:
         yield server
 
@@ -395,7 +393,6 @@ def smtp_server() -> Iterator[SMTPServer]:
 @pytest.fixture
 def smtp_starttls_server(certs: Certs) -> Iterator[SMTPServer]:
     """SMTP that insists on STARTTLS before anything else, AUTH only over TLS."""
-    pytest.importorskip("aiosmtpd")
     server = SMTPServer(tls_context=certs.server_context(), require_starttls=True)
     with _running(server):
         yield server
@@ -404,6 +401,5 @@ def smtp_starttls_server(certs: Certs) -> Iterator[SMTPServer]:
 @pytest.fixture
 def smtps_server(certs: Certs) -> Iterator[SMTPServer]:
     """SMTP over TLS from the first byte (port-465 style)."""
-    pytest.importorskip("aiosmtpd")
     with _running(SMTPServer(ssl_context=certs.server_context())) as server:
         yield server

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,7 +68,7 @@ def test_kinds_and_defaults(script: Path) -> None:
 
 
 def test_wrong_kind_for_model(script: Path) -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match=r"kind\s+Input should be 'job'"):
         JobConfig(name="j", kind="group", run=[script])
 
 
@@ -94,9 +95,23 @@ def test_yaml_split_flow_list_is_rejoined(script: Path) -> None:
     assert [str(d) for d in g.param_space["layers"]] == ["range(2, 20)", "range(2, 20, 3)"]
 
 
-@pytest.mark.parametrize("bad", [5, None, {"a": 1}, [], ["uniform(0, 1)", 3]])
-def test_param_space_rejects_non_distributions(script: Path, bad: object) -> None:
-    with pytest.raises(ValidationError):
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (5, "must be a distribution such as 'uniform(0, 1)' or a list of them, got 5"),
+        (None, "must be a distribution such as 'uniform(0, 1)' or a list of them, got None"),
+        (
+            {"a": 1},
+            "must be a distribution such as 'uniform(0, 1)' or a list of them, got {'a': 1}",
+        ),
+        ([], "must not be an empty list"),
+        (["uniform(0, 1)", 3], "[1]: expected a distribution such as 'uniform(0, 1)', got 3"),
+    ],
+)
+def test_param_space_rejects_non_distributions(script: Path, bad: object, message: str) -> None:
+    with pytest.raises(
+        ValidationError, match=r"param_space\.x\s+Value error, " + re.escape(message)
+    ):
         group(script, param_space={"x": bad})
 
 
@@ -172,34 +187,42 @@ def test_metric_forms(script: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "metric",
+    ("metric", "message"),
     [
-        {"name": "a", "direction": "up"},
-        {"name": ""},
-        [],
-        [{"name": "a"}, {"name": "a"}],
-        {"name": "a", "goal": "max"},
+        ({"name": "a", "direction": "up"}, r"direction\s+Input should be 'maximize' or 'minimize'"),
+        ({"name": ""}, r"name\s+String should have at least 1 character"),
+        ([], r"a metric list needs at least one metric, got \[\]"),
+        ([{"name": "a"}, {"name": "a"}], r"\[1\]\.name: duplicate metric name 'a'"),
+        ({"name": "a", "goal": "max"}, r"goal\s+Extra inputs are not permitted"),
     ],
 )
-def test_bad_metrics(script: Path, metric: object) -> None:
-    with pytest.raises(ValidationError):
+def test_bad_metrics(script: Path, metric: object, message: str) -> None:
+    with pytest.raises(ValidationError, match=r"(?s)metric\b.*" + message):
         group(script, metric=metric)
 
 
 @pytest.mark.parametrize(
-    ("field", "value"),
+    ("field", "value", "message"),
     [
-        ("num_trials", 0),
-        ("num_trials", True),
-        ("timeout_per_trial", 0),
-        ("seed", -1),
-        ("seed", 2**32),
-        ("resources_per_worker", {"cpu": 0}),
-        ("resources_per_worker", {"gpu": -1}),
+        ("num_trials", 0, r"num_trials\s+Input should be greater than or equal to 1"),
+        ("num_trials", True, r"num_trials\s+Value error, must be a number, got True"),
+        ("timeout_per_trial", 0, r"timeout_per_trial\s+Input should be greater than 0"),
+        ("seed", -1, r"seed\s+Input should be greater than or equal to 0"),
+        ("seed", 2**32, r"seed\s+Input should be less than 4294967296"),
+        (
+            "resources_per_worker",
+            {"cpu": 0},
+            r"resources_per_worker\.cpu\s+Input should be greater than 0",
+        ),
+        (
+            "resources_per_worker",
+            {"gpu": -1},
+            r"resources_per_worker\.gpu\s+Input should be greater than or equal to 0",
+        ),
     ],
 )
-def test_bounds(script: Path, field: str, value: object) -> None:
-    with pytest.raises(ValidationError):
+def test_bounds(script: Path, field: str, value: object, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
         group(script, **{field: value})
 
 
@@ -217,10 +240,16 @@ def test_ray_config_extras() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", [{"num_cpus": 0}, {"num_gpus": -1}, {"x": object()}, {"x": {1: "a"}}]
+    ("bad", "message"),
+    [
+        ({"num_cpus": 0}, r"num_cpus\s+Input should be greater than or equal to 1"),
+        ({"num_gpus": -1}, r"num_gpus\s+Input should be greater than or equal to 0"),
+        ({"x": object()}, r"x: must be JSON-like data, got <object object"),
+        ({"x": {1: "a"}}, r"x: keys must be strings, got 1"),
+    ],
 )
-def test_ray_config_rejects(bad: dict) -> None:
-    with pytest.raises(ValidationError):
+def test_ray_config_rejects(bad: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
         RayConfig(**bad)
 
 
@@ -246,9 +275,16 @@ def test_run_without_file_is_relative_to_cwd(
     assert ExperimentConfig(name="e", run="train.py").run == [script.resolve()]
 
 
-@pytest.mark.parametrize("run", [[], ["missing.py"], ["."]])
-def test_run_must_name_existing_files(tmp_path: Path, run: list[str]) -> None:
-    with pytest.raises(ValidationError):
+@pytest.mark.parametrize(
+    ("run", "message"),
+    [
+        ([], r"run\s+Value should have at least 1 item"),
+        (["missing.py"], r"run\[0\]: script not found: 'missing.py' \(looked for '.*missing.py'\)"),
+        (["."], r"run\[0\]: is not a Python script \(\.py\), got '\.'"),
+    ],
+)
+def test_run_must_name_existing_files(tmp_path: Path, run: list[str], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
         ExperimentConfig(name="e", run=run, source=tmp_path / "job.yaml")
 
 

@@ -24,6 +24,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _listening_on(port: int) -> set[str]:
+    """The local addresses with a socket listening on ``port`` (any process)."""
+    import psutil
+
+    return {
+        c.laddr.ip
+        for c in psutil.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+    }
+
+
 def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -135,8 +146,6 @@ def test_ui_serves_the_knowledge_center_on_loopback(tmp_path: Path) -> None:
         )
         with urllib.request.urlopen(req, timeout=10) as r:
             assert b"for-ui" in r.read()
-        listening = subprocess.run(["ss", "-ltn"], capture_output=True, text=True).stdout
-        if listening:
-            assert f"127.0.0.1:{port}" in listening and f"0.0.0.0:{port}" not in listening
+        assert _listening_on(port) == {"127.0.0.1"}
     finally:
         _stop(proc)

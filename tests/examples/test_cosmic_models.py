@@ -96,7 +96,8 @@ def test_wilson_interval_matches_the_formula() -> None:
 
 
 def test_autoencoder_building_blocks() -> None:
-    torch = pytest.importorskip("torch")
+    import torch  # a test dependency: a broken install fails here, never skips
+
     ae = _load("autoencoders", "autoencoders.py")
     torch.manual_seed(0)
     x = torch.randn(4, 8, 9)
@@ -125,7 +126,6 @@ def test_autoencoder_building_blocks() -> None:
 
 
 def test_reconstruction_classifier_learns_separable_classes() -> None:
-    pytest.importorskip("torch")
     ae = _load("autoencoders", "autoencoders.py")
     rng = np.random.default_rng(0)
     # two classes living on different 2-d subspaces of R^6

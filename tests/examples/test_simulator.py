@@ -313,5 +313,7 @@ def test_cli_writes_and_reports(tmp_path, capsys):
 
 
 def test_unknown_preset_rejected():
-    with pytest.raises(ValueError):
+    with pytest.raises(
+        ValueError, match=r"^unknown preset 'nope'; choose from \['physical', 'thesis'\]$"
+    ):
         sim.simulate("nope")

@@ -21,10 +21,18 @@ def test_parse_flags_reads_values_as_data() -> None:
     assert parse_flags(["--kernel", code], _fn) == {"kernel": code}
 
 
-@pytest.mark.parametrize("argv", [["C", "1"], ["--C"], ["--C", "--kernel", "x"]])
-def test_parse_flags_errors(argv: list[str]) -> None:
-    with pytest.raises(ConfigError):
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["C", "1"], "command line: unexpected argument 'C'; use --<parameter> <value>"),
+        (["--C"], "command line: C: --C needs a value"),
+        (["--C", "--kernel", "x"], "command line: C: --C needs a value"),
+    ],
+)
+def test_parse_flags_errors(argv: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
         parse_flags(argv, _fn)
+    assert str(info.value) == message
 
 
 def test_data_loader_shared_value_wins_and_is_removed() -> None:

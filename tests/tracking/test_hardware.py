@@ -1,3 +1,4 @@
+import platform
 import sys
 import types
 
@@ -36,12 +37,15 @@ def test_cached_per_process_and_copy_returned():
     assert hardware._hardware_info.cache_info().hits >= 1
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/cpuinfo")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.machine() not in ("x86_64", "AMD64"),
+    reason="x86 Linux names its CPU in /proc/cpuinfo's 'model name' lines",
+)
 def test_cpu_model_from_proc_cpuinfo():
     with open("/proc/cpuinfo") as f:
         names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-    if names:
-        assert hardware_info()["cpu_model"] == names[0]
+    assert names, "x86 Linux without a 'model name' line in /proc/cpuinfo"
+    assert hardware_info()["cpu_model"] == names[0]
 
 
 def _fake_pynvml(*, fail_init: bool = False, count: int = 2) -> types.ModuleType:
@@ -110,10 +114,33 @@ def test_no_pynvml_means_zero_gpus(monkeypatch):
     assert hardware_info()["gpu_count"] == "0"
 
 
-def test_real_nvml_never_raises():
-    # With the real nvidia-ml-py: GPUs on a GPU machine, "0" elsewhere.
+def test_per_gpu_entries_for_every_device_nvml_lists(monkeypatch):
+    # The per-GPU loop, on the suite's fake NVML: one name and size per listed device, no more.
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_pynvml(count=3))
     info = hardware_info()
-    count = int(info["gpu_count"])
-    for i in range(count):
+    gpu_keys = sorted(k for k in info if k.startswith("gpu."))
+    assert gpu_keys == sorted(f"gpu.{i}.{f}" for i in range(3) for f in ("name", "memory_total_gb"))
+    assert [info[f"gpu.{i}.name"] for i in range(3)] == [
+        f"NVIDIA H100 80GB HBM3 (handle{i})" for i in range(3)
+    ]
+
+
+def test_real_nvml_never_raises():
+    # Whatever this machine has (nvidia-ml-py or not, a driver or not): the count NVML reports
+    # itself, or "0", and one entry per GPU.
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            expected = int(pynvml.nvmlDeviceGetCount())
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # no bindings, no driver: hardware_info must say 0
+        expected = 0
+    info = hardware_info()
+    assert info["gpu_count"] == str(expected)
+    assert len([k for k in info if k.startswith("gpu.") and k.endswith(".name")]) == expected
+    for i in range(expected):
         assert info[f"gpu.{i}.name"]
         assert float(info[f"gpu.{i}.memory_total_gb"]) > 0
