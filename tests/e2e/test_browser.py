@@ -152,6 +152,35 @@ def test_report_renders_every_plot_offline(
     page.close()
 
 
+def test_experiment_report_renders_offline(browser: Any, tmp_path: Path) -> None:
+    from ml_experiment.report import build_report
+    from ml_experiment.tracking._mlflow import KnowledgeCenter, MLflowTracker
+
+    tracker = MLflowTracker(KnowledgeCenter.resolve(f"sqlite:///{tmp_path / 'mlruns.db'}"))
+    run_id = tracker.create_run(
+        "exp", tags={"ml_experiment.kind": "experiment", "env.python_version": "3.11.7"}
+    )
+    tracker.log(
+        run_id,
+        params={"lr": 0.1, "epochs": 30},
+        metrics={"val_accuracy": 0.914},
+        step=29,  # final metrics land on the last step, as the framework logs them
+        steps=[(i, {"loss": 1 / (i + 1), "val_accuracy": 0.5 + i / 70}) for i in range(30)],
+    )
+    tracker.end_run(run_id)
+    index = build_report(run_id, tracking_uri=tracker.kc.tracking_uri, out_dir=tmp_path / "out")
+    url = index.as_uri()
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    watch = Watch(page, allowed=lambda u: u == url)
+    page.goto(url)
+    states = wait_for_plots(page)
+    assert len(states) == 2  # loss and val_accuracy have steps
+    assert page.locator("#env-table").inner_text().count("3.11.7") == 1
+    keep_screenshot(page, tmp_path / "report-experiment.png")
+    assert watch.errors == [] and watch.requests == [url] and watch.blocked == []
+    page.close()
+
+
 GROUP_SCRIPT = """
 import time
 from ml_experiment import job

@@ -19,7 +19,6 @@ from ml_experiment.report._html import (
     duration_text,
     esc,
     failures_html,
-    fmt,
     json_script,
     kv_table,
     page,
@@ -199,7 +198,11 @@ def _experiment_page(data: ExperimentData, out: Path, ui_base: str) -> tuple[str
         xs, ys = [s for s, _ in points], [v for _, v in points]
         fig = go.Figure(go.Scatter(x=xs, y=ys, mode="lines+markers", name=key))
         fig.update_layout(
-            title=key, height=360, template="plotly_white", xaxis_title="step", yaxis_title=key
+            height=340,
+            template="plotly_white",
+            margin={"l": 60, "r": 30, "t": 20, "b": 50},
+            xaxis_title="step",
+            yaxis_title=key,
         )
         mfig, ax = plt.subplots(figsize=(8, 4))
         ax.plot(xs, ys, marker="o", markersize=3)
@@ -220,7 +223,9 @@ def _experiment_page(data: ExperimentData, out: Path, ui_base: str) -> tuple[str
     )
     duration = (run.info.end_time - run.info.start_time) / 1000 if run.info.end_time else None
     body = [
-        cards([("status", run.info.status), ("duration (s)", fmt(duration) if duration else "")]),
+        cards(
+            [("status", run.info.status), ("duration", duration_text(duration) if duration else "")]
+        ),
         *(section_html(s) for s in sections),
         "<section id='metrics'><h2>Final metrics</h2>"
         + kv_table(sorted(run.data.metrics.items()), "metrics-table")
