@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.conftest import run_cli, write
+from tests.conftest import all_runs, client, run_cli, write
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +65,16 @@ def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     os.close(main)
     text = out.decode(errors="replace")
     assert proc.returncode == 0, text[-2000:]
-    assert "4/4" in text and "failed 0" in text and "pruned 0" in text and "best " in text
+    assert "4/4" in text and "failed 0" in text and "pruned 0" in text
+    # The bar's best is the study's best: the value MLflow records on the parent run.
+    parent = next(
+        r for r in all_runs(client(tmp_path), "bar") if "mlflow.parentRunId" not in r.data.tags
+    )
+    shown = re.findall(r"running \d+ +failed \d+ +pruned \d+ +best (\S+)", text)
+    assert shown and shown[-1] == f"{parent.data.metrics['best_y']:.6g}", (shown, text[-2000:])
+    # Never worse than an earlier value (minimize): the bar shows the best so far.
+    values = [float(v) for v in shown if v != "-"]
+    assert values == sorted(values, reverse=True)
 
 
 def test_no_progress_bar_when_not_a_terminal(tmp_path: Path) -> None:
