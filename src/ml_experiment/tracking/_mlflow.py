@@ -23,7 +23,6 @@ DEFAULT_DB = "mlruns.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
 STUDIES_FILE = "optuna-studies.journal"
 PARAM_MAX = 6000  # MLflow's limit on a param value
-TAG_KIND = "ml_experiment.kind"  # on an MLflow experiment: "experiment" or "group"
 
 _sqlite_paths: set[str] = set()
 _sqlite_hook_lock = threading.Lock()
@@ -157,39 +156,18 @@ class MLflowTracker:
         self._sql_store = _private.sql_store(self.client)
 
     def experiment_id(self, name: str, kind: str | None = None) -> str:
-        """Get or create the MLflow experiment called ``name``.
+        """Get or create the MLflow experiment called ``name`` (safe under concurrency).
 
         ``kind`` ("experiment" or "group", given for top-level runs) is recorded on a new
         experiment; an experiment job and a group may not share one name (their runs would mix).
-        Safe under concurrency: a name created meanwhile by another process is picked up.
         """
-        if name in self._experiments:
-            return self._experiments[name]
-        from mlflow.exceptions import MlflowException
+        if name not in self._experiments:
+            from ml_experiment.tracking._store import check_experiment, get_or_create_experiment
 
-        try:
-            for attempt in range(5):
-                exp = self.client.get_experiment_by_name(name)
-                if exp is not None:
-                    break
-                try:
-                    self.client.create_experiment(
-                        name,
-                        artifact_location=self._new_location(name),
-                        tags={TAG_KIND: kind} if kind else None,
-                    )
-                except MlflowException as exc:
-                    # Another process created it between our get and create: read it back.
-                    if exc.error_code != "RESOURCE_ALREADY_EXISTS" or attempt == 4:
-                        raise
-            assert exp is not None
-        except MlflowException as exc:
-            raise TrackingError(
-                f"cannot use the knowledge center {self.kc.tracking_uri}: {exc}"
-            ) from exc
-        self._check_usable(exp, kind)
-        self._experiments[name] = exp.experiment_id
-        return str(exp.experiment_id)
+            exp = get_or_create_experiment(self.client, name, self._new_location(name), kind)
+            check_experiment(self.client, self.kc.tracking_uri, exp, kind)
+            self._experiments[name] = str(exp.experiment_id)
+        return self._experiments[name]
 
     def _new_location(self, name: str) -> str | None:
         if self.kc.artifact_root is None:
@@ -197,33 +175,6 @@ class MLflowTracker:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
         stamp = time.strftime("%Y%m%d%H%M%S")
         return (self.kc.artifact_root / f"{safe}-{stamp}").resolve().as_uri()
-
-    def _check_usable(self, exp: Any, kind: str | None) -> None:
-        """A deleted experiment, or one of the other kind, is bad input naming the way out."""
-        if exp.lifecycle_stage != "active":
-            raise ConfigError(
-                f"experiment {exp.name!r} is deleted in the knowledge center "
-                f"{self.kc.tracking_uri}: restore it with `MLFLOW_TRACKING_URI="
-                f"'{self.kc.tracking_uri}' mlflow experiments restore --experiment-id "
-                f"{exp.experiment_id}`, or give the job another name",
-                field="name",
-            )
-        other = exp.tags.get(TAG_KIND)
-        if kind and other is None:
-            # Made before experiments were tagged: its runs say what it is.
-            found = self.client.search_runs(
-                [exp.experiment_id], f"tags.`{TAG_KIND}` != '{kind}'", max_results=1
-            )
-            other = found[0].data.tags[TAG_KIND] if found else kind
-            self.client.set_experiment_tag(exp.experiment_id, TAG_KIND, other)
-            exp.tags[TAG_KIND] = other
-        if kind and other != kind:
-            raise ConfigError(
-                f"the name {exp.name!r} is already taken by {other} runs in "
-                f"{self.kc.tracking_uri}; experiments and groups are kept apart: give this "
-                f"{kind} another name",
-                field="name",
-            )
 
     def create_run(
         self,
@@ -235,7 +186,7 @@ class MLflowTracker:
         start_time: float | None = None,
     ) -> str:
         run = self.client.create_run(
-            self.experiment_id(experiment, (tags or {}).get(TAG_KIND)),
+            self.experiment_id(experiment, (tags or {}).get("ml_experiment.kind")),
             run_name=run_name,
             tags=_run_tags(tags, parent_run_id),
             start_time=int((start_time or time.time()) * 1000),
@@ -293,7 +244,9 @@ class MLflowTracker:
     def _artifact_location(self, exp_id: str) -> str:
         if exp_id not in self._locations:
             exp = self.client.get_experiment(exp_id)
-            self._check_usable(exp, None)
+            from ml_experiment.tracking._store import check_experiment
+
+            check_experiment(self.client, self.kc.tracking_uri, exp, None)
             self._locations[exp_id] = exp.artifact_location
         return self._locations[exp_id]
 

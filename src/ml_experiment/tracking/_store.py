@@ -15,7 +15,7 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ml_experiment.exceptions import ConfigError, TrackingError
 
@@ -28,6 +28,7 @@ _log = logging.getLogger(__name__)
 LOCK_SUFFIX = ".lock"
 LOCK_TIMEOUT_S = 300.0  # a first migration takes ~2 s; only a hung process holds it longer
 TMP_PREFIX = "_alembic_tmp_"
+TAG_KIND = "ml_experiment.kind"  # on an MLflow experiment: "experiment" or "group"
 
 
 def sqlite_path(tracking_uri: str) -> Path | None:
@@ -182,3 +183,57 @@ def open_client(kc: KnowledgeCenter) -> MlflowClient:
     except Exception as exc:
         raise _classify(kc, exc) from exc
     return client
+
+
+def get_or_create_experiment(
+    client: MlflowClient, name: str, location: str | None, kind: str | None
+) -> Any:
+    """The MLflow experiment ``name``, created if missing; a name created meanwhile by another
+    process (MLflow: RESOURCE_ALREADY_EXISTS) is read back instead of failing."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        for attempt in range(5):
+            exp = client.get_experiment_by_name(name)
+            if exp is not None:
+                return exp
+            try:
+                client.create_experiment(
+                    name, artifact_location=location, tags={TAG_KIND: kind} if kind else None
+                )
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS" or attempt == 4:
+                    raise
+    except MlflowException as exc:
+        raise TrackingError(
+            f"cannot use the knowledge center {client.tracking_uri}: {exc}"
+        ) from exc
+    raise TrackingError(
+        f"experiment {name!r} vanished while being created in {client.tracking_uri}"
+    )
+
+
+def check_experiment(client: MlflowClient, tracking_uri: str, exp: Any, kind: str | None) -> None:
+    """A deleted experiment, or one of the other kind, is bad input naming the way out."""
+    if exp.lifecycle_stage != "active":
+        raise ConfigError(
+            f"experiment {exp.name!r} is deleted in the knowledge center {tracking_uri}: restore "
+            f"it with `MLFLOW_TRACKING_URI='{tracking_uri}' mlflow experiments restore "
+            f"--experiment-id {exp.experiment_id}`, or give the job another name",
+            field="name",
+        )
+    other = exp.tags.get(TAG_KIND)
+    if kind and other is None:
+        # Made before experiments were tagged: its runs say what it is.
+        found = client.search_runs(
+            [exp.experiment_id], f"tags.`{TAG_KIND}` != '{kind}'", max_results=1
+        )
+        other = found[0].data.tags[TAG_KIND] if found else kind
+        client.set_experiment_tag(exp.experiment_id, TAG_KIND, other)
+        exp.tags[TAG_KIND] = other
+    if kind and other != kind:
+        raise ConfigError(
+            f"the name {exp.name!r} is already taken by {other} runs in {tracking_uri}; "
+            f"experiments and groups are kept apart: give this {kind} another name",
+            field="name",
+        )
