@@ -83,12 +83,13 @@ def _live_run(spec: TrialSpec, job_fn: JobFunction, result: TrialResult) -> Iter
 
     from ml_experiment.integrations._autolog import disable_autologging, enable_autologging
     from ml_experiment.tracking._mlflow import MLflowTracker, fluent_tracking_uri
+    from ml_experiment.tracking.record import RunRecord
+    from ml_experiment.tracking.recorder import Recorder
 
     kc, experiment, parent = spec.live_run
-    tracker = MLflowTracker(kc)
-    result.run_id = tracker.create_run(
-        experiment, run_name=f"trial-{spec.number}", parent_run_id=parent, start_time=time.time()
-    )
+    # Only the run's identity here; the driver's Recorder writes the rest when the trial ends.
+    opened = RunRecord(experiment=experiment, name=f"trial-{spec.number}", parent_run_id=parent)
+    result.run_id = Recorder(MLflowTracker(kc)).start(opened)
     backends = job_fn.options.autologging_backends
     with fluent_tracking_uri(kc.tracking_uri), mlflow.start_run(run_id=result.run_id):
         enable_autologging(backends)
