@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -116,19 +117,27 @@ def test_tables_of_a_store_are_created_under_a_lock_beside_it(tmp_path: Path) ->
     assert (tmp_path / "kc" / "mlruns.db.lock").exists()
 
 
-def _read_only_mount(folder: Path) -> list[str]:
-    """A command prefix running its command with ``folder`` mounted read-only.
+def _read_only(folder: Path) -> list[str]:
+    """Make ``folder`` read-only for the command; return the prefix that command needs.
 
-    Root ignores permission bits, so chmod 555 proves nothing here: a read-only bind mount in a
-    private mount namespace is read-only for root too (the kernel answers EROFS).
+    Not root: chmod 555 (and 444 on the files) is real. Root ignores permission bits, so there
+    ``folder`` is bind-mounted read-only in a private mount namespace, which binds root too (the
+    kernel answers EROFS).
     """
+    if os.geteuid() != 0:
+        for path in folder.iterdir():
+            path.chmod(0o444)
+        folder.chmod(0o555)
+        return []
+    if shutil.which("unshare") is None:
+        pytest.skip("root, and no unshare to make a read-only mount")
     probe = subprocess.run(
         ["unshare", "-m", "sh", "-c", f"mount --bind '{folder}' '{folder}'"],
         capture_output=True,
         text=True,
     )
-    if shutil.which("unshare") is None or probe.returncode != 0:
-        pytest.skip(f"cannot make a private read-only mount here: {probe.stderr.strip()}")
+    if probe.returncode != 0:
+        pytest.skip(f"root, and no private read-only mount here: {probe.stderr.strip()}")
     script = f"mount --bind '{folder}' '{folder}' && mount -o remount,ro,bind '{folder}' && exec "
     return ["unshare", "-m", "sh", "-c", script + '"$@"', "sh"]
 
@@ -144,7 +153,7 @@ def test_read_only_knowledge_center_exits_2_at_once(tmp_path: Path, with_store: 
     cli = [str(Path(sys.executable).parent / "ml-experiment"), "run", "a.yaml"]
     started = time.monotonic()
     res = subprocess.run(
-        [*_read_only_mount(kc), *cli], cwd=kc, capture_output=True, text=True, timeout=120
+        [*_read_only(kc), *cli], cwd=kc, capture_output=True, text=True, timeout=120
     )
     took = time.monotonic() - started
     assert res.returncode == 2, res.stderr[-3000:]
