@@ -1,4 +1,6 @@
 import importlib
+import importlib.util
+import json
 import os
 import random
 import subprocess
@@ -296,3 +298,92 @@ def test_wrapper_kept_past_the_block_records_nothing_more():
         kept(1)
     kept(2)
     assert recorder.recorded() == {"seed.random": "1"}
+
+
+def _run_python(code: str, *paths: str) -> dict:
+    """Run ``code`` in a fresh interpreter (real libraries stay out of this one); its JSON out."""
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([*paths, *sys.path])},
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_real_torch_is_recorded_seeded_and_restored():
+    result = _run_python(
+        """
+        import json
+        from ml_experiment.tracking.seeds import SeedRecorder, seed_everything
+
+        def _is_torch_own(fn):
+            return fn.__code__.co_filename.endswith("torch/random.py")
+
+        with SeedRecorder() as user:
+            import torch  # imported inside the block: patched by the import hook
+
+            patched = not _is_torch_own(torch.manual_seed)
+            torch.manual_seed(11)
+            a = torch.rand(3).tolist()
+            torch.random.manual_seed(12)
+        torch.manual_seed(11)
+        b = torch.rand(3).tolist()
+        restored = _is_torch_own(torch.manual_seed) and _is_torch_own(torch.random.manual_seed)
+        with SeedRecorder(seed=1234) as framework:
+            c = torch.rand(3).tolist()
+        seeded = seed_everything(1234)
+        d = torch.rand(3).tolist()
+        print(json.dumps({
+            "user": user.recorded(), "same": a == b, "framework": framework.recorded(),
+            "seeded": seeded, "framework_draw_repeats": c == d, "restored": restored,
+            "patched": patched,
+        }))
+        """
+    )
+    assert result["user"] == {"seed.torch": "11,12"}
+    assert result["patched"], "torch imported inside the block was not patched"
+    assert result["same"], "the patched torch.manual_seed no longer seeds torch"
+    assert result["restored"]
+    assert result["framework"]["seed.torch"] == "1234"
+    assert result["seeded"]["seed.torch"] == "1234"
+    # The framework's seed reaches torch's generator: the same draws after the same seed.
+    assert result["framework_draw_repeats"]
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("tensorflow") is not None,
+    reason="TensorFlow is installed: the fake would shadow it",
+)
+def test_tensorflow_entry_records_and_seeds_set_seed(tmp_path):
+    # TensorFlow is no test dependency: a package laid out like it (tf.random.set_seed).
+    package = tmp_path / "tensorflow"
+    package.mkdir()
+    (package / "__init__.py").write_text("from . import random\n")
+    (package / "random.py").write_text(
+        "CALLS = []\n\ndef set_seed(seed):\n    CALLS.append(seed)\n"
+    )
+    result = _run_python(
+        """
+        import json
+        from ml_experiment.tracking.seeds import SeedRecorder
+
+        with SeedRecorder() as user:
+            import tensorflow as tf
+
+            tf.random.set_seed(5)
+        with SeedRecorder(seed=77) as framework:
+            pass
+        print(json.dumps({
+            "user": user.recorded(), "framework": framework.recorded(),
+            "calls": tf.random.CALLS, "restored": tf.random.set_seed.__code__.co_filename,
+        }))
+        """,
+        str(tmp_path),
+    )
+    assert result["user"] == {"seed.tensorflow": "5"}
+    assert result["framework"]["seed.tensorflow"] == "77"
+    assert result["calls"] == [5, 77]
+    assert result["restored"] == str(package / "random.py")
