@@ -298,6 +298,7 @@ class GroupConfig(BaseJobConfig):
     metric: Annotated[_Metric | None, BeforeValidator(_metric_shorthand)] = None
     resources_per_worker: ResourcesConfig = ResourcesConfig()
     ray_config: RayConfig = RayConfig()
+    report: bool = True  # an HTML + PNG report at the end, logged to the parent run
 
     @field_validator("param_space", mode="before")
     @classmethod

@@ -323,6 +323,7 @@ class GroupRun:
                 self.sweeper.mark_finished()
         finally:
             self._job_end(error, duration, best)
+        report = self._report() if error is None else None
         show(
             group_summary(
                 name=self.config.name,
@@ -332,7 +333,7 @@ class GroupRun:
                 best=[{**b, "params": redact_params(b["params"])} for b in best],
                 failures=self.failures,
                 duration=duration,
-                report=None,
+                report=report,
             )
         )
         if interrupted:
@@ -353,6 +354,24 @@ class GroupRun:
             duration=duration,
             failures=list(self.failures),
         )
+
+    def _report(self) -> str | None:
+        """The group's report, logged to the parent run; a failure to make it fails nothing."""
+        if not self.config.report:
+            return None
+        from ml_experiment.report import build_report
+
+        try:
+            index = build_report(
+                str(self.parent.run_id),
+                tracking_uri=self.kc.tracking_uri,
+                log_to_run=True,
+                client=self.recorder.tracker.client,
+            )
+        except Exception as exc:
+            print(f"the group's report could not be made: {exc}", file=sys.stderr)
+            return None
+        return str(index)
 
     def _job_end(self, error: BaseException | None, duration: float, best: list[Any]) -> None:
         b0 = best[0] if len(best) == 1 else None
