@@ -180,3 +180,19 @@ def test_experiment_report_has_curves_and_environment(kc_dir: Path, tmp_path: Pa
     assert all((index.parent / p).read_bytes().startswith(PNG_MAGIC) for p in f["pngs"])
     for shown in ("env.python", "3.11.7", "hw.cpu_count", "git.dirty", "Metric: loss"):
         assert shown in text
+
+
+def test_a_group_without_trials_still_gets_a_page(kc_dir: Path, tmp_path: Path) -> None:
+    from ml_experiment.tracking._mlflow import KnowledgeCenter, MLflowTracker
+
+    tracker = MLflowTracker(KnowledgeCenter.resolve(f"sqlite:///{kc_dir / 'mlruns.db'}"))
+    parent = tracker.create_run(
+        "empty",
+        run_name="empty",
+        tags={"ml_experiment.kind": "group", "ml_experiment.study": "empty"},
+    )
+    tracker.log(parent, params={"metric": "acc (maximize)"})
+    index = build_report(parent, tracking_uri=tracker.kc.tracking_uri, out_dir=tmp_path / "o")
+    text = index.read_text(encoding="utf-8")
+    assert facts(index)["trials"] == 0 and facts(index)["plots"] == []
+    assert "nothing to draw" in text and "none complete" in text

@@ -91,13 +91,16 @@ def _one_line(exc: BaseException) -> str:
 
 def _group_sections(ctx: PlotContext, out: Path) -> tuple[list[Section], list[str]]:
     import matplotlib
+    from optuna.trial import TrialState
 
     sections, pngs = [], []
+    complete = any(t.state == TrialState.COMPLETE for t in ctx.study.get_trials(deepcopy=False))
     for key, title, plotly_fn, mpl_fn in _GROUP_PLOTS:
         if key == "pareto" and not ctx.multi:
             continue
         try:
-            figures = plotly_fn(ctx)
+            # Optuna draws empty axes (and warns) for a plot of objective values without any.
+            figures = plotly_fn(ctx) if complete or key not in _NEEDS_COMPLETE else []
         except Exception as exc:  # one plot that cannot be drawn must not cost the others
             log.warning("report: %s not drawn: %s", key, _one_line(exc))
             ctx.notes[key] = f"could not be drawn: {_one_line(exc)}"
@@ -117,10 +120,13 @@ def _group_sections(ctx: PlotContext, out: Path) -> tuple[list[Section], list[st
             for n in (ctx.notes.get(key), ctx.notes.get("sample") if key in _SAMPLED else None)
             if n
         )
+        if not figures and not note:
+            note = "nothing to draw: no finished trial has what this plot needs"
         sections.append(Section(key, title, figures, note or None, png))
     return sections, pngs
 
 
+_NEEDS_COMPLETE = {"history", "parallel", "slice", "contour", "pareto"}
 _SAMPLED = {"slice", "contour", "pareto"}  # the parallel plot notes its own sample
 
 

@@ -179,13 +179,18 @@ def _load_study(parent: Run) -> optuna.Study | None:
 
     name = parent.data.tags.get(TAG_STUDY)
     path = parent.data.tags.get(TAG_STUDY_STORAGE)
-    if not name or not path or not Path(path).is_file():
+    if not name or not path:
         return None
-    from ml_experiment.hpo import open_storage
+    storage: Any = path
+    if "://" not in path:  # a journal file; otherwise an Optuna storage URL (postgresql://...)
+        if not Path(path).is_file():
+            return None
+        from ml_experiment.hpo import open_storage
 
+        storage = open_storage(path)
     try:
-        study = optuna.load_study(study_name=name, storage=open_storage(path))
-    except Exception:  # a missing study or an unreadable journal: MLflow has the trials too
+        study = optuna.load_study(study_name=name, storage=storage)
+    except Exception:  # missing, unreachable or unreadable: MLflow has the trials too
         return None
     if study.user_attrs.get(ATTR_PARENT) not in (None, parent.info.run_id):
         return None
