@@ -46,14 +46,23 @@ def test_captures_python_fd_and_child_process_output(tmp_path):
     assert not _capture_threads()
 
 
+def _wait_for_log(log, text: str, timeout: float = 30.0) -> None:
+    """Until the (unbuffered, live) log holds ``text``: synchronise on output, not on time."""
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text():
+        assert time.monotonic() < deadline, f"{text!r} never reached the log"
+        time.sleep(0.01)
+
+
 def test_streams_interleave_in_arrival_order(tmp_path):
     log = tmp_path / "console.log"
+    expected = ""
     with ConsoleCapture(log, echo=False):
         for i in range(2):
-            os.write(1, f"out {i}\n".encode())
-            time.sleep(0.2)  # each reader thread logs its chunk well before the next write
-            os.write(2, f"err {i}\n".encode())
-            time.sleep(0.2)
+            for fd, line in ((1, f"out {i}\n"), (2, f"err {i}\n")):
+                os.write(fd, line.encode())
+                expected += line
+                _wait_for_log(log, expected)  # logged before the other stream writes again
     assert log.read_text() == "out 0\nerr 0\nout 1\nerr 1\n"
 
 
@@ -192,12 +201,14 @@ def test_lingering_child_does_not_block_exit(tmp_path):
     log = tmp_path / "console.log"
     with ConsoleCapture(log, echo=False):
         child = subprocess.Popen(
-            [sys.executable, "-c", "import time; print('started', flush=True); time.sleep(30)"]
+            [sys.executable, "-c", "import time; print('started', flush=True); time.sleep(300)"]
         )
-        time.sleep(0.5)
+        _wait_for_log(log, "started\n")
         start = time.monotonic()
     try:
-        assert time.monotonic() - start < 3
+        # Waiting for the child's EOF would take the pumps' 5 s settle timeout (each) or its
+        # 300 s; ending without waiting takes milliseconds, well under 5 s even when loaded.
+        assert time.monotonic() - start < 5
         assert "started\n" in log.read_text()
     finally:
         child.kill()
