@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import write
 
+from ml_experiment.exceptions import ConfigError
 from ml_experiment.tracking._mlflow import KnowledgeCenter, MLflowTracker
 
 # Kills the process (as SIGKILL or a power cut would) in the middle of MLflow's first schema
@@ -62,6 +63,24 @@ def _plain_mlflow_fails(db: Path) -> str:
     return res.stderr
 
 
+@pytest.fixture(scope="module")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store made once (MLflow's migrations take seconds), copied by the tests that need one."""
+    db = tmp_path_factory.mktemp("template") / "mlruns.db"
+    MLflowTracker(KnowledgeCenter.resolve(f"sqlite:///{db}")).experiment_id("a", "experiment")
+    return db
+
+
+def _copy_store(template: Path, db: Path) -> None:
+    db.parent.mkdir(parents=True, exist_ok=True)
+    src, dst = sqlite3.connect(template), sqlite3.connect(db)
+    try:
+        src.backup(dst)  # includes what is still in the -wal file
+    finally:
+        src.close()
+        dst.close()
+
+
 @pytest.mark.slow
 def test_half_migrated_store_is_repaired(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     db = tmp_path / "mlruns.db"
@@ -92,21 +111,15 @@ def test_interrupted_first_creation_is_moved_aside(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.glob("mlruns.db.unfinished-*")]
 
 
-def test_table_left_only_as_a_copy_is_reported_untouched(tmp_path: Path) -> None:
+def test_table_left_only_as_a_copy_is_reported_untouched(tmp_path: Path, template_db: Path) -> None:
     db = tmp_path / "mlruns.db"
-    MLflowTracker(KnowledgeCenter.resolve(f"sqlite:///{db}")).experiment_id("x")
+    _copy_store(template_db, db)
     con = sqlite3.connect(db)
     con.execute("ALTER TABLE tags RENAME TO _alembic_tmp_tags")  # dropped X, copy not renamed
     con.commit()
     con.close()
-    code = (
-        "import sys; from ml_experiment.tracking._mlflow import KnowledgeCenter, MLflowTracker\n"
-        "MLflowTracker(KnowledgeCenter.resolve(sys.argv[1]))"
-    )
-    res = subprocess.run(
-        [sys.executable, "-c", code, f"sqlite:///{db}"], capture_output=True, text=True
-    )
-    assert "half-migrated" in res.stderr and "_alembic_tmp_tags" in res.stderr, res.stderr
+    with pytest.raises(ConfigError, match=r"half-migrated.*_alembic_tmp_tags"):
+        MLflowTracker(KnowledgeCenter.resolve(f"sqlite:///{db}"))
     tables = _tables(db)
     assert "_alembic_tmp_tags" in tables and "tags" not in tables  # left as it was
 
@@ -143,13 +156,15 @@ def _read_only(folder: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("with_store", [False, True], ids=["empty-folder", "existing-store"])
-def test_read_only_knowledge_center_exits_2_at_once(tmp_path: Path, with_store: bool) -> None:
+def test_read_only_knowledge_center_exits_2_at_once(
+    tmp_path: Path, with_store: bool, template_db: Path
+) -> None:
     kc = tmp_path / "kc"
     kc.mkdir()
     write(kc / "s.py", "from ml_experiment import job\n@job\ndef main():\n    return {'a': 1.0}\n")
     write(kc / "a.yaml", "name: a\nkind: experiment\nrun:\n  - s.py\n")
     if with_store:
-        MLflowTracker(KnowledgeCenter.resolve(f"sqlite:///{kc / 'mlruns.db'}")).experiment_id("a")
+        _copy_store(template_db, kc / "mlruns.db")
     cli = [str(Path(sys.executable).parent / "ml-experiment"), "run", "a.yaml"]
     started = time.monotonic()
     res = subprocess.run(
