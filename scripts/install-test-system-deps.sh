@@ -7,6 +7,8 @@ set -euo pipefail
 packages=(chromium fonts-dejavu-core)
 # DesktopNotifier's test: a private D-Bus session and Debian's D-Bus/GLib bindings for Python.
 packages+=(dbus python3-dbus python3-gi)
+# The read-only knowledge center test as root: unshare and a read-only bind mount.
+packages+=(util-linux mount)
 
 missing=()
 for pkg in "${packages[@]}"; do
