@@ -98,3 +98,11 @@ def test_intact_journal_is_left_alone(tmp_path: Path) -> None:
     assert repair_journal(journal) == 0
     assert journal.read_bytes() == before
     assert not list(tmp_path.glob("*.torn-*"))
+
+
+def test_records_of_another_shape_are_kept(tmp_path: Path) -> None:
+    """A future Optuna writing another first key: valid lines are never dropped, only torn ones."""
+    journal = tmp_path / "j.journal"
+    journal.write_bytes(b'{"op":1,"a":2}\n{"op":2}\n{"op":3,"b"')
+    assert repair_journal(journal) == 1
+    assert journal.read_bytes() == b'{"op":1,"a":2}\n{"op":2}\n'

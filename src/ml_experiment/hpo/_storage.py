@@ -51,12 +51,8 @@ def repair_journal(path: str | Path) -> int:
     dropped = 0
     for line in data.splitlines(keepends=True):
         body = line.rstrip(b"\r\n")
-        if (
-            body
-            and body.count(RECORD_START) == 1
-            and body.startswith(RECORD_START)
-            and _valid(body)
-        ):
+        # Two record starts on one line: a torn record with the next one glued to it.
+        if body and body.count(RECORD_START) <= 1 and _valid(body):
             kept.append(body + b"\n")
             continue
         dropped += 1
