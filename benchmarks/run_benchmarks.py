@@ -5,7 +5,7 @@ One command runs every benchmark, one after the other on this machine, prints a 
 ``benchmarks/results/latest.json``::
 
     python benchmarks/run_benchmarks.py                    # everything (several minutes)
-    python benchmarks/run_benchmarks.py --only overhead    # or efficiency, memory
+    python benchmarks/run_benchmarks.py --only overhead    # or efficiency, memory, import
     python benchmarks/run_benchmarks.py --quick            # a fast smoke run (small sizes)
     python benchmarks/run_benchmarks.py --update-readme    # also refresh benchmarks/README.md
 
@@ -595,6 +595,40 @@ def bench_efficiency_tune(trials: int, cpu_s: float, keep: bool = False) -> dict
     return efficiency_figures(times, 2, cpu_s, run)
 
 
+# What `import ml_experiment` and the public names pull in: a user's script pays this before
+# anything runs. Heavy libraries must stay out (the test suite checks that; the time is here).
+IMPORT_CODE = (
+    "import time; t = time.perf_counter(); import ml_experiment; "
+    "from ml_experiment import job, DataLoader, Trial, AutologgingBackend; "
+    "import ml_experiment.integrations, ml_experiment.callbacks.notifiers; "
+    "dt = time.perf_counter() - t; import sys, json; "
+    "print(json.dumps([dt, [m for m in ('mlflow', 'optuna', 'ray', 'torch', 'tensorflow', "
+    "'xgboost') if m in sys.modules]]))"
+)
+IMPORT_TARGET_S = 0.3
+
+
+def bench_import(repeats: int) -> dict[str, Any]:
+    """``import ml_experiment`` in fresh interpreters: best and median of ``repeats``."""
+    times: list[float] = []
+    heavy: set[str] = set()
+    for _ in range(repeats):
+        out = subprocess.run(
+            [sys.executable, "-c", IMPORT_CODE], capture_output=True, text=True, timeout=120
+        )
+        if out.returncode != 0:
+            raise BenchmarkError(f"import ml_experiment failed: {out.stderr.strip()[-500:]}")
+        dt_s, loaded = json.loads(out.stdout.strip().splitlines()[-1])
+        times.append(float(dt_s))
+        heavy.update(loaded)
+    return {
+        "runs": repeats,
+        "best_s": round(min(times), 4),  # the best: a cold disk cache is not the package's cost
+        "median_s": round(statistics.median(times), 4),
+        "heavy_modules": sorted(heavy),
+    }
+
+
 def bench_memory(
     trials: int, data_mib: int, sample_s: float = 0.05, keep: bool = False
 ) -> dict[str, Any]:
@@ -681,6 +715,7 @@ def _brief(v: dict[str, Any]) -> str:
         "efficiency",
         "peak_total_gib",
         "peak_rss_gib",
+        "best_s",
     )
     return ", ".join(f"{k}={v[k]}" for k in keys if k in v) or str(v.get("error", ""))[:200]
 
@@ -745,6 +780,10 @@ def _targets(results: dict[str, Any]) -> dict[str, Any]:
     mem = results.get("memory", {}).get("ml-experiment", {})
     if "peak_total_gib" in mem:
         out["memory_peak<=1.5GiB"] = mem["peak_total_gib"] <= 1.5
+    imp = results.get("import", {}).get("ml-experiment", {})
+    if "best_s" in imp:
+        out[f"import_s<{IMPORT_TARGET_S}"] = imp["best_s"] < IMPORT_TARGET_S
+        out["import_no_heavy_module"] = imp["heavy_modules"] == []
     return out
 
 
@@ -839,9 +878,21 @@ def render_markdown(results: dict[str, Any]) -> str:
                 f"| {_fmt(v['peak_shm_gib'], 2)} | {v['peak_phase']} | {v['zero_copy_trials']}/{v['trials']} |"
             )
         lines.append("")
+    imp = results.get("import", {}).get("ml-experiment")
+    if imp:
+        if "error" in imp:
+            lines += [f"**Import time**: failed: {imp['error'][:200]}", ""]
+        else:
+            lines += [
+                f"**Import time** of `ml_experiment` and its public names, fresh interpreter, "
+                f"best of {imp['runs']}: {_fmt(imp['best_s'], 3)} s (median "
+                f"{_fmt(imp['median_s'], 3)} s); heavy modules loaded: "
+                f"{', '.join(imp['heavy_modules']) or 'none'}.",
+                "",
+            ]
     loads = [
         x
-        for section in ("overhead", "efficiency", "memory")
+        for section in ("overhead", "efficiency", "memory", "import")
         for v in results.get(section, {}).values()
         for x in (v.get("loadavg_before", [None])[:1] + v.get("loadavg_after", [None])[:1])
         if x is not None
@@ -881,7 +932,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument(
         "--only",
-        choices=("overhead", "efficiency", "memory"),
+        choices=("overhead", "efficiency", "memory", "import"),
         action="append",
         help="run only this benchmark (repeatable)",
     )
@@ -916,7 +967,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cpu_s = args.cpu_s or (0.3 if q else 1.0)
     mem_trials = args.memory_trials or (4 if q else 8)
     data_mib = args.data_mib or (64 if q else 1024)
-    only = set(args.only or ("overhead", "efficiency", "memory"))
+    only = set(args.only or ("overhead", "efficiency", "memory", "import"))
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = set(systems) - set(SYSTEMS)
     if unknown:
@@ -989,6 +1040,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.sample_ms / 1000,
                 keep=args.keep,
             )
+    if "import" in only and "ml-experiment" in systems:
+        _step(results, "import", "ml-experiment", bench_import, 3 if q else 10)
     results["targets"] = _targets(results)
     md = render_markdown(results)
     print()

@@ -43,6 +43,15 @@ def test_figures_from_trial_times(bench):
     assert holed["efficiency"] == pytest.approx(0.75)
 
 
+def test_import_benchmark_reports_its_figures(bench):
+    # Structure only: the time is a figure for benchmarks/README.md, never a test's threshold.
+    imp = bench.bench_import(1)
+    assert imp["runs"] == 1 and imp["best_s"] == imp["median_s"] > 0
+    assert imp["heavy_modules"] == []
+    targets = bench._targets({"import": {"ml-experiment": imp}})
+    assert targets["import_no_heavy_module"] is True and "import_s<0.3" in targets
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_quick_run_ml_experiment_and_glue(bench, tmp_path: Path):

@@ -90,26 +90,22 @@ def test_full_error_shows_traceback(tmp_path: Path) -> None:
     assert res.returncode == 2 and "Traceback" in res.stderr
 
 
-def test_import_is_light_and_fast() -> None:
+def test_import_loads_no_heavy_module() -> None:
+    """``import ml_experiment`` and its public names stay light.
+
+    Its time is measured in benchmarks/ (``run_benchmarks.py --only import``), not here.
+    """
     import subprocess
 
     code = (
-        "import time; t = time.perf_counter(); import ml_experiment; "
+        "import ml_experiment; "
         "from ml_experiment import job, DataLoader, Trial, AutologgingBackend; "
-        "import ml_experiment.integrations, ml_experiment.callbacks.notifiers; "
-        "dt = time.perf_counter() - t; import sys; "
-        "heavy = [m for m in ('mlflow', 'optuna', 'ray', 'torch', 'tensorflow', 'xgboost') "
-        "if m in sys.modules]; print(dt, heavy)"
+        "import ml_experiment.integrations, ml_experiment.callbacks.notifiers; import sys; "
+        "print([m for m in ('mlflow', 'optuna', 'ray', 'torch', 'tensorflow', 'xgboost') "
+        "if m in sys.modules])"
     )
-    best = None
-    for _ in range(3):  # the best of three: a cold disk cache is not the package's cost
-        out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True
-        )
-        dt, heavy = out.stdout.split(" ", 1)
-        assert heavy.strip() == "[]", heavy
-        best = min(best or 99.0, float(dt))
-    assert best < 0.3, best
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
 
 
 @pytest.mark.parametrize(
