@@ -196,3 +196,37 @@ def test_a_group_without_trials_still_gets_a_page(kc_dir: Path, tmp_path: Path) 
     text = index.read_text(encoding="utf-8")
     assert facts(index)["trials"] == 0 and facts(index)["plots"] == []
     assert "nothing to draw" in text and "none complete" in text
+
+
+def test_a_group_name_finds_its_parent_behind_many_newer_trials(
+    kc_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trials start after their parent: by name, the parent is found all the same."""
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    from ml_experiment.report import _load
+    from ml_experiment.tracking._mlflow import KnowledgeCenter, MLflowTracker
+
+    tracker = MLflowTracker(KnowledgeCenter.resolve(f"sqlite:///{kc_dir / 'mlruns.db'}"))
+    uri = tracker.kc.tracking_uri
+    for kind in ("group", "experiment"):
+        name = f"newer-{kind}"
+        parent = tracker.create_run(name, run_name=name, tags={"ml_experiment.kind": kind})
+        for i in range(4):
+            tracker.record_run(
+                name,
+                run_name=f"trial-{i}",
+                status="FINISHED",
+                start_time=time.time() + 10 + i,
+                end_time=time.time() + 11 + i,
+                tags={"ml_experiment.trial_number": i},
+                parent_run_id=parent,
+                params={"layers": [3, 10 + i]},
+            )
+        monkeypatch.setattr(_load, "_SCAN_PAGE", 2)  # the parent is on the third page
+        assert _load.resolve_run(MlflowClient(uri), name, uri).info.run_id == parent
+    # a list parameter searched position by position shows one column per position
+    flat = {"layers": "[3, 12]"}
+    assert _load.flat_value(flat, "layers.1") == "12" and _load.flat_value(flat, "x") is None

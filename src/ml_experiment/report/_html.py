@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ml_experiment.report._load import flat_value
+
 if TYPE_CHECKING:
     from plotly.graph_objects import Figure
 
@@ -33,7 +35,7 @@ padding:3px 8px;text-align:left;vertical-align:top;white-space:nowrap} th{backgr
 cursor:pointer;user-select:none} .scroll{max-height:640px;overflow:auto}
 td.num{text-align:right;font-variant-numeric:tabular-nums} .state-complete{color:#1f77b4}
 .state-pruned{color:#c75f00} .state-fail{color:#d62728;font-weight:600}
-.state-running{color:#7f7f7f} .err{min-width:240px;max-width:420px;white-space:normal;color:#8a1c1c} code{font-size:12px}
+.state-running,.state-waiting{color:#7f7f7f} .err{min-width:240px;max-width:420px;white-space:normal;color:#8a1c1c} code{font-size:12px}
 input#filter{margin:4px 0 8px 0;padding:4px 8px;width:320px}
 """
 
@@ -185,7 +187,9 @@ def trials_table(data: GroupData, ui_base: str) -> str:
     out = []
     for r in data.trials:
         cells = [f"<td class='num'>{r.number}</td>", f"<td class='state-{r.state}'>{r.state}</td>"]
-        cells.extend(_param_cell(r.params.get(p, "")) for p in params)
+        for p in params:
+            value = flat_value(r.params, p)
+            cells.append(_param_cell("" if value is None else value))
         for m in metrics:
             v = r.metrics.get(m)
             cells.append(

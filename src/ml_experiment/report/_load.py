@@ -33,6 +33,7 @@ ATTR_INTERRUPTED = "ml_experiment.interrupted"
 ATTR_ERROR = "ml_experiment.error"
 MAX_CURVES = 100  # learning curves drawn; more trials are sampled (the best always kept)
 
+_SCAN_PAGE, _SCAN_PAGES = 500, 20
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _METRIC = re.compile(r"\s*(.+?) \((maximize|minimize)\)\s*(?:,|$)")
 
@@ -113,13 +114,27 @@ def resolve_run(client: MlflowClient, key: str, uri: str) -> Run:
     except MlflowException:
         exp = None
     if exp is not None:
-        runs = client.search_runs(
-            [exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=200
+        newest = ["attributes.start_time DESC"]
+        groups = client.search_runs(
+            [exp.experiment_id],
+            filter_string=f"tags.`{TAG_KIND}` = 'group'",
+            order_by=newest,
+            max_results=1,
         )
-        top = [r for r in runs if TAG_PARENT not in r.data.tags]
-        groups = [r for r in top if r.data.tags.get(TAG_KIND) == "group"]
-        if groups or top:
-            return (groups or top)[0]
+        if groups:
+            return groups[0]
+        # No group: the newest top-level run (a group's trials would fill the first pages).
+        token = None
+        for _ in range(_SCAN_PAGES):
+            page = client.search_runs(
+                [exp.experiment_id], order_by=newest, max_results=_SCAN_PAGE, page_token=token
+            )
+            top = [r for r in page if TAG_PARENT not in r.data.tags]
+            if top:
+                return top[0]
+            token = page.token
+            if not token:
+                break
     raise ConfigError(
         f"no run id or group named {key!r} in the knowledge center {uri}",
         field="RUN_ID_OR_GROUP_NAME",
@@ -201,7 +216,13 @@ def _load_study(parent: Run) -> optuna.Study | None:
     return copy
 
 
-_STATE_NAMES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "fail"}
+_STATE_NAMES = {
+    "COMPLETE": "complete",
+    "PRUNED": "pruned",
+    "FAIL": "fail",
+    "RUNNING": "running",
+    "WAITING": "waiting",  # re-queued after an interrupted driver, not started again yet
+}
 
 
 def _merge(study: optuna.Study, rows: dict[int, TrialRow], names: list[str]) -> list[TrialRow]:
@@ -238,7 +259,7 @@ def _number(text: Any) -> float | None:
     return float(value)
 
 
-def _flat_value(params: dict[str, Any], name: str) -> Any:
+def flat_value(params: dict[str, Any], name: str) -> Any:
     """A searched value from logged params; ``layers.1`` reads item 1 of the list ``layers``."""
     if name in params:
         return params[name]
@@ -294,7 +315,7 @@ def _rebuild_study(
     import optuna
     from optuna.trial import TrialState
 
-    raw = {r.number: {n: _flat_value(r.params, n) for n in searched} for r in rows}
+    raw = {r.number: {n: flat_value(r.params, n) for n in searched} for r in rows}
     dists: dict[str, Any] = {}
     for name in searched:
         dist = _infer_distribution([v[name] for v in raw.values() if v.get(name) is not None])
