@@ -141,11 +141,11 @@ def test_multi_objective_group_draws_a_pareto_front(kc_dir: Path, tmp_path: Path
 def test_large_groups_are_sampled_and_say_so(
     kc_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ml_experiment.report import _context, _load
+    from ml_experiment.report import _context, _rebuild
 
     monkeypatch.setattr(_context, "MAX_POINTS", 6)
     monkeypatch.setattr(_context, "MAX_CURVES", 4)
-    monkeypatch.setattr(_load, "MAX_CURVES", 4)
+    monkeypatch.setattr(_rebuild, "MAX_CURVES", 4)
     synth = synth_group(kc_dir, name="large", n=16, seed=5)
     index = build_report(synth.parent_run_id, tracking_uri=synth.uri, out_dir=tmp_path / "o")
     text = index.read_text(encoding="utf-8")
@@ -206,7 +206,7 @@ def test_a_group_name_finds_its_parent_behind_many_newer_trials(
 
     from mlflow.tracking import MlflowClient
 
-    from ml_experiment.report import _load
+    from ml_experiment.report import _load, _rebuild
     from ml_experiment.tracking._mlflow import KnowledgeCenter, MLflowTracker
 
     tracker = MLflowTracker(KnowledgeCenter.resolve(f"sqlite:///{kc_dir / 'mlruns.db'}"))
@@ -229,4 +229,4 @@ def test_a_group_name_finds_its_parent_behind_many_newer_trials(
         assert _load.resolve_run(MlflowClient(uri), name, uri).info.run_id == parent
     # a list parameter searched position by position shows one column per position
     flat = {"layers": "[3, 12]"}
-    assert _load.flat_value(flat, "layers.1") == "12" and _load.flat_value(flat, "x") is None
+    assert _rebuild.flat_value(flat, "layers.1") == "12" and _rebuild.flat_value(flat, "x") is None

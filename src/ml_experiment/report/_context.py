@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ml_experiment.report._load import MAX_CURVES, GroupData, TrialRow
+from ml_experiment.report._load import GroupData, TrialRow
+from ml_experiment.report._rebuild import MAX_CURVES
 
 if TYPE_CHECKING:
     import optuna

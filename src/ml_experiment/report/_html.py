@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ml_experiment.report._load import flat_value
+from ml_experiment.report._rebuild import flat_value
 
 if TYPE_CHECKING:
     from plotly.graph_objects import Figure
