@@ -291,6 +291,7 @@ def test_generator_yields_are_steps_and_artifacts_logged(workdir: Path) -> None:
     assert "model/model.txt" in artifact_paths(c, run.info.run_id)
 
 
+@pytest.mark.slow
 def test_missing_required_parameter_creates_no_run(workdir: Path) -> None:
     write(
         workdir / "req.py",
