@@ -133,9 +133,12 @@ _SAMPLED = {"slice", "contour", "pareto"}  # the parallel plot notes its own sam
 def _group_header(data: GroupData, ui_base: str) -> str:
     p = data.parent
     link = run_link(ui_base, data.experiment_id, p.info.run_id)
+    # MLflow 3's UI opens an experiment on its GenAI overview; this is the list of runs.
+    runs = f"{ui_base.rstrip('/')}/#/experiments/{data.experiment_id}/runs"
     return (
         f"<h1>Group {esc(data.name)}</h1>"
-        f"<div>parent run <a href='{esc(link)}'>{esc(p.info.run_id)}</a> &middot; "
+        f"<div>parent run <a href='{esc(link)}'>{esc(p.info.run_id)}</a> "
+        f"(<a href='{esc(runs)}'>all runs</a>) &middot; "
         f"status {esc(p.info.status)} &middot; started {esc(when(p.info.start_time / 1000))}"
         f" &middot; trials from the {esc(data.study_source)}</div>"
     )
