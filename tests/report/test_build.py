@@ -192,9 +192,13 @@ def test_a_group_without_trials_still_gets_a_page(kc_dir: Path, tmp_path: Path) 
         tags={"ml_experiment.kind": "group", "ml_experiment.study": "empty"},
     )
     tracker.log(parent, params={"metric": "acc (maximize)"})
-    index = build_report(parent, tracking_uri=tracker.kc.tracking_uri, out_dir=tmp_path / "o")
+    # the group driver passes its own client (and logs the report to the parent run)
+    index = build_report(parent, client=tracker.client, out_dir=tmp_path / "o", log_to_run=True)
     text = index.read_text(encoding="utf-8")
     assert facts(index)["trials"] == 0 and facts(index)["plots"] == []
+    assert [a.path for a in tracker.client.list_artifacts(parent, "report")] == [
+        "report/index.html"
+    ]
     assert "nothing to draw" in text and "none complete" in text
 
 
