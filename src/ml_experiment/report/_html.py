@@ -124,7 +124,7 @@ def page(title: str, header: str, body: Iterable[str]) -> str:
         f"<title>{esc(title)}</title>"
         # Forbid every fetch: the page must work from a file, offline, and leak nothing.
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-        "script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
+        "script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
         'img-src data: blob:; font-src data:">'
         f"<style>{_CSS}</style><script>{get_plotlyjs()}</script><script>{_JS}</script>"
         f"</head><body><header>{header}</header><main>{''.join(body)}</main></body></html>"
