@@ -86,7 +86,14 @@ def artifact_paths(c: Any, run_id: str, path: str | None = None) -> list[str]:
 
 @pytest.fixture(scope="session")
 def ray_local() -> Iterator[None]:
-    """One private local Ray instance (2 CPUs) for the in-process group tests of a session."""
+    """One private local Ray instance (2 CPUs) for the in-process group tests of a session.
+
+    Started here, before any group runs, so a job's ``ray_config`` (num_cpus, address, ...) is
+    ignored by in-process groups: they join this Ray. Its worker pool carries over from test to
+    test, so assert nothing that depends on which workers earlier tests left. ``ray_config`` is
+    covered through the installed command, which starts its own Ray
+    (tests/e2e/test_group.py::test_ray_config_sizes_the_ray_the_command_starts).
+    """
     import ray
 
     temp = tempfile.mkdtemp(prefix="mlx-ray-t-")

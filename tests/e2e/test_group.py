@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.conftest import all_runs, artifact_text, client, run_cli, write
+from tests.conftest import all_runs, artifact_paths, artifact_text, client, run_cli, write
 
 pytestmark = pytest.mark.slow
 
@@ -22,14 +22,28 @@ import json, os, time
 from pathlib import Path
 from ml_experiment import job
 
-LOG = Path(__file__).parent / "evaluations.jsonl"
+HERE = Path(__file__).parent
+LOG = HERE / "evaluations.jsonl"  # one line as each trial starts
 
 @job
-def main(x: float = 0.0, kind: str = "a", pause: float = 0.0):
+def main(x: float = 0.0, kind: str = "a", pause: float = 0.0, meet: float = 0.0):
+    start = time.time()
     with LOG.open("a") as f:
         f.write(json.dumps({"x": x, "kind": kind, "pid": os.getpid()}) + "\\n")
+    print(f"evaluating x={x!r} kind={kind}", flush=True)
+    met = None
+    if meet:
+        # Wait (at most `meet` s) until a second trial has started: two trials that run at
+        # the same time meet at once, whenever the pool's workers come up; serial ones never.
+        (HERE / f"started-{os.getpid()}-{time.time_ns()}").touch()
+        deadline = time.time() + meet
+        while len(list(HERE.glob("started-*"))) < 2 and time.time() < deadline:
+            time.sleep(0.02)
+        met = len(list(HERE.glob("started-*"))) >= 2
     if pause:
         time.sleep(pause)
+    with (HERE / "intervals.jsonl").open("a") as f:  # one line as each trial ends
+        f.write(json.dumps({"start": start, "end": time.time(), "met": met}) + "\\n")
     return {"y": (x - 1.0) ** 2 + (0.5 if kind == "b" else 0.0)}
 """
 
@@ -59,9 +73,23 @@ def run_group_inprocess(job: Path, *, resume: bool = False):
     return run_job(load_config(job), resume=resume)[0]
 
 
-def evaluations(folder: Path) -> list[dict]:
-    log = folder / "evaluations.jsonl"
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+def evaluations(folder: Path, log: str = "evaluations.jsonl") -> list[dict]:
+    path = folder / log
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def intervals(folder: Path) -> list[dict]:
+    """When each finished trial ran: ``start``, ``end`` (epoch s) and ``met`` (see OBJECTIVE)."""
+    return evaluations(folder, "intervals.jsonl")
+
+
+def overlapping_pairs(evals: list[dict]) -> int:
+    """How many pairs of evaluations ran at the same time (their intervals intersect)."""
+    return sum(
+        a["start"] < b["end"] and b["start"] < a["end"]
+        for i, a in enumerate(evals)
+        for b in evals[i + 1 :]
+    )
 
 
 def split_runs(workdir: Path, name: str):
@@ -75,7 +103,8 @@ def split_runs(workdir: Path, name: str):
 
 def test_group_on_local_ray_records_parent_and_children(workdir: Path, ray_local: None) -> None:
     write(workdir / "objective.py", OBJECTIVE)
-    outcome = run_group_inprocess(group_file(workdir / "g.json", num_trials=8))
+    job = group_file(workdir / "g.json", num_trials=8, params={"meet": 60.0})
+    outcome = run_group_inprocess(job)
     assert outcome.counts == {"complete": 8, "fail": 0, "pruned": 0}
     parent, children = split_runs(workdir, "g")
     assert parent.info.status == "FINISHED"
@@ -93,15 +122,28 @@ def test_group_on_local_ray_records_parent_and_children(workdir: Path, ray_local
     # The parent carries the full capture; children their params, seeds and state.
     assert parent.data.params["param_space.x"] == "uniform(-3, 3)"
     assert "env.python_version" in parent.data.tags
+    c_ = client(workdir)
     for c in children:
-        assert set(c.data.params) == {"x", "kind", "pause"}
+        assert set(c.data.params) == {"x", "kind", "pause", "meet"}
         assert c.data.tags["ml_experiment.trial_state"] == "complete"
         assert c.data.tags["seed"] == c.data.tags["seed.random"]
-    assert json.loads(artifact_text(client(workdir), parent.info.run_id, "best_trial.json"))[
-        "number"
-    ] == (int(pm["best_trial_number"]))
-    # Both Ray workers took trials (dynamic scheduling over 2 slots).
-    assert len({e["pid"] for e in evaluations(workdir)}) == 2
+        # README: every tracked run records logs/console.log; a trial's holds its own output.
+        console = artifact_text(c_, c.info.run_id, "logs/console.log")
+        assert f"evaluating x={float(c.data.params['x'])!r} kind={c.data.params['kind']}" in (
+            console
+        )
+        assert console.count("evaluating x=") == 1
+    assert "logs/console.log" in artifact_paths(c_, parent.info.run_id)
+    assert json.loads(artifact_text(c_, parent.info.run_id, "best_trial.json"))["number"] == (
+        int(pm["best_trial_number"])
+    )
+    # Trials ran two at a time (2 slots), whichever pool workers the session's Ray had.
+    evals = intervals(workdir)
+    assert len(evals) == 8 and all(e["met"] for e in evals)
+    assert overlapping_pairs(evals) >= 1
+    assert all(
+        sum(e["start"] <= t < e["end"] for e in evals) <= 2 for t in (e["start"] for e in evals)
+    )
 
 
 def test_same_seed_same_parameter_sequence(tmp_path: Path, monkeypatch, ray_local: None) -> None:
@@ -137,7 +179,7 @@ def main(i: int = 0):
     if i == 2:
         os._exit(1)
     if i == 3:
-        time.sleep(60)
+        time.sleep(600)
     if i == 4:
         return {"other": 1.0}
     return {"y": float(i)}
@@ -152,7 +194,9 @@ def test_failures_are_recorded_and_the_group_goes_on(workdir: Path, ray_local: N
         num_trials=7,
         sampler="grid",
         param_space={"i": "range(0, 7)"},
-        timeout_per_trial=8,
+        # Counted from dispatch: generous enough for a replacement worker (after os._exit) to
+        # start on a loaded machine, far below the hanging trial's 600 s.
+        timeout_per_trial=30,
     )
     outcome = run_group_inprocess(job)
     assert outcome.counts == {"complete": 3, "fail": 4, "pruned": 0}
@@ -165,7 +209,7 @@ def test_failures_are_recorded_and_the_group_goes_on(workdir: Path, ray_local: N
     assert all(by_i[i].info.status == "FAILED" for i in errors)
     assert "ValueError: trial one is broken" in errors[1]
     assert "worker process died" in errors[2]
-    assert "timed out" in errors[3] and "timeout_per_trial=8" in errors[3]
+    assert "timed out" in errors[3] and "timeout_per_trial=30" in errors[3]
     assert "'y' was not returned" in errors[4] and "other" in errors[4]
     tb = artifact_text(client(workdir), by_i[1].info.run_id, "error/traceback.txt")
     assert "trial one is broken" in tb
@@ -251,7 +295,11 @@ def test_data_loader_runs_once_and_is_shared(workdir: Path, ray_local: None) -> 
     assert (workdir / "loads.txt").read_text().splitlines() == [str(os.getpid())]
     parent, children = split_runs(workdir, "shared")
     fp = parent.data.tags["data.fingerprint.Arrays"]
-    assert len(fp) == 64
+    import numpy as np
+
+    from ml_experiment.tracking.fingerprint import fingerprint
+
+    assert fp == fingerprint({"X": np.arange(1_000_000, dtype=np.float64), "name": "demo"})
     for c in children:
         assert c.data.tags["data.fingerprint.Arrays"] == fp
         # Read-only: the array is a view of the object store, not a copy.
@@ -455,3 +503,40 @@ def test_group_joins_a_ray_cluster(tmp_path: Path, ray_head) -> None:
     parent, children = split_runs(folder, "on-cluster")
     assert parent.info.status == "FINISHED"
     assert len([c for c in children if c.info.status == "FINISHED"]) == 6
+
+
+def test_ray_config_sizes_the_ray_the_command_starts(tmp_path: Path) -> None:
+    """``ray_config`` through the installed command, which starts its own Ray.
+
+    The in-process tests share the session's Ray (``ray_local``), where ``ray_config`` is ignored.
+    With ``num_cpus: 1`` one trial runs at a time: the first waits out its 8 s for a partner and
+    none overlap. Were ``ray_config`` ignored, Ray would take this machine's 2 CPUs: the first
+    two trials would meet at once and overlap.
+    """
+    write(tmp_path / "objective.py", OBJECTIVE)
+    job = group_file(
+        tmp_path / "g.json", name="one-cpu", num_trials=3, params={"meet": 8.0},
+        ray_config={"num_cpus": 1},
+    )  # fmt: skip
+    res = run_cli("run", str(job), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    evals = sorted(intervals(tmp_path), key=lambda e: e["start"])
+    assert len(evals) == 3
+    assert overlapping_pairs(evals) == 0, evals
+    assert [e["met"] for e in evals] == [False, True, True]
+
+
+def test_resume_without_a_study_is_refused_through_the_command(tmp_path: Path) -> None:
+    write(tmp_path / "objective.py", OBJECTIVE)
+    job = group_file(tmp_path / "g.json", name="never-ran", ray_config={"num_cpus": 1})
+    res = run_cli("run", str(job), "--resume", cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == (
+        f"error: {job}: name: --resume: there is no study named 'never-ran' to resume; "
+        "run without --resume to start one"
+    )
+    # Nothing ran and nothing was recorded: no trial, no run, no study.
+    assert evaluations(tmp_path) == []
+    assert all_runs(client(tmp_path), "never-ran") == []
+    journal = tmp_path / "optuna-studies.journal"
+    assert not journal.exists() or journal.read_text() == ""
