@@ -109,7 +109,7 @@ def _group_sections(ctx: PlotContext, out: Path) -> tuple[list[Section], list[st
         if figures:
             try:
                 with matplotlib.rc_context():  # optuna's matplotlib plots set a global style
-                    saved = _images.save(mpl_fn(ctx), out / f"{key}.png", crop=key == "timeline")
+                    saved = _images.save(mpl_fn(ctx), out / f"{key}.png", relayout=key != "slice")
                 if saved is not None:
                     png = f"{key}.png"
                     pngs.append(png)

@@ -96,7 +96,7 @@ def parallel(ctx: PlotContext) -> Figure | None:
         target=ctx.target,
         target_name=ctx.target_name,
     )
-    fig.set_size_inches(max(9, 1.4 * len(params)), 5)
+    fig.set_size_inches(max(9, 1.8 * (len(params) + 1)), 5.5)
     return fig
 
 
@@ -206,19 +206,22 @@ def pareto(ctx: PlotContext) -> Figure | None:
     return fig
 
 
-def save(fig: Figure | None, path: Path, *, crop: bool = False) -> Path | None:
-    """Write ``fig`` as a PNG and free it; None when there was nothing to draw."""
+def save(fig: Figure | None, path: Path, *, relayout: bool = True) -> Path | None:
+    """Write ``fig`` as a PNG, cropped to what is drawn, and free it; None: nothing to draw.
+
+    ``relayout=False`` for optuna's slice plot: tight_layout moves its axes but not its colour
+    bar, which then covers the last subplot.
+    """
     import matplotlib.pyplot as plt
 
     if fig is None:
         return None
-    with warnings.catch_warnings():
-        # Colour bars make tight_layout warn that it may be approximate; it still helps.
-        warnings.simplefilter("ignore", UserWarning)
-        # A crowded figure: keep matplotlib's own layout.
-        with contextlib.suppress(ValueError, RuntimeError):
-            fig.tight_layout()
-    # ``crop`` measures the drawing once more (~0.1 s): only for legends outside the axes.
-    fig.savefig(path, dpi=DPI, bbox_inches="tight" if crop else None)
+    if relayout:
+        with warnings.catch_warnings():
+            # Colour bars make tight_layout warn that it may be approximate; it still helps.
+            warnings.simplefilter("ignore", UserWarning)
+            with contextlib.suppress(ValueError, RuntimeError):  # crowded: keep the layout
+                fig.tight_layout()
+    fig.savefig(path, dpi=DPI, bbox_inches="tight", pad_inches=0.15)
     plt.close(fig)
     return path
