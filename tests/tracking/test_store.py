@@ -191,3 +191,35 @@ def test_another_database_is_never_moved_aside(tmp_path: Path) -> None:
     con = sqlite3.connect(db)
     assert con.execute("SELECT x FROM notes").fetchall() == [("keep me",)]
     con.close()
+
+
+RACE = """
+import sys, time
+from ml_experiment.tracking._mlflow import KnowledgeCenter, MLflowTracker
+tracker = MLflowTracker(KnowledgeCenter.resolve(sys.argv[1]))
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))  # all start the race together
+for i in range(int(sys.argv[3])):
+    print(tracker.experiment_id(f"same-{i}", "experiment"), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_one_new_name_created_by_many_processes_at_once(tmp_path: Path, template_db: Path) -> None:
+    # Without get-or-create with retry, one of two starts failed "already exists" 1 time in 5.
+    db = tmp_path / "mlruns.db"
+    _copy_store(template_db, db)
+    go = time.time() + 15
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE, f"sqlite:///{db}", str(go), "20"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outs = [p.communicate(timeout=180) for p in procs]
+    for p, (_out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-2000:]
+    ids = [out.split() for out, _ in outs]
+    assert all(len(i) == 20 for i in ids) and len({tuple(i) for i in ids}) == 1, ids
