@@ -214,22 +214,31 @@ class MLflowTracker:
         """
         exp_id = self.experiment_id(experiment)
         if self._sql_store is not None:
-            from ml_experiment.tracking._onewrite import write_run
+            from ml_experiment import _private
 
-            run_id = write_run(
-                self._sql_store,
-                experiment_id=exp_id,
-                artifact_location=self._artifact_location(exp_id),
-                run_name=run_name,
-                tags=_run_tags(tags, parent_run_id),
-                params={str(k): _param_str(v) for k, v in (params or {}).items()},
-                metrics=self._metric_list(metrics, step, steps, None),
-                start_ms=int(start_time * 1000),
-                end_ms=int(end_time * 1000),
-                status=status,
-            )
-            if run_id is not None:
-                return run_id
+            try:
+                run_id = _private.write_run(
+                    self._sql_store,
+                    experiment_id=exp_id,
+                    artifact_location=self._artifact_location(exp_id),
+                    run_name=run_name,
+                    tags=_run_tags(tags, parent_run_id),
+                    params={str(k): _param_str(v) for k, v in (params or {}).items()},
+                    metrics=self._metric_list(metrics, step, steps, None),
+                    start_ms=int(start_time * 1000),
+                    end_ms=int(end_time * 1000),
+                    status=status,
+                )
+            except _private.private_path_errors() as exc:
+                _private.warn_once(
+                    "mlflow-write",
+                    f"MLflow's SQL store no longer takes the one-transaction write ({exc!r}); "
+                    "using the public API from now on",
+                )
+                self._sql_store = None
+            else:
+                if run_id is not None:
+                    return run_id
         run_id = self.create_run(
             experiment,
             run_name=run_name,
@@ -237,8 +246,12 @@ class MLflowTracker:
             parent_run_id=parent_run_id,
             start_time=start_time,
         )
-        self.log(run_id, params=params, metrics=metrics, step=step, steps=steps)
-        self.end_run(run_id, status, end_time=end_time)
+        try:
+            self.log(run_id, params=params, metrics=metrics, step=step, steps=steps)
+            self.end_run(run_id, status, end_time=end_time)
+        except Exception as exc:
+            exc.run_id = run_id  # type: ignore[attr-defined]  # the caller can still end it
+            raise
         return run_id
 
     def _artifact_location(self, exp_id: str) -> str:
@@ -289,6 +302,15 @@ class MLflowTracker:
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         self.client.log_text(run_id, text, artifact_file)
+
+    def log_bytes(self, run_id: str, data: bytes, artifact_file: str) -> None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="mlx-bytes-") as tmp:
+            local = Path(tmp) / Path(artifact_file).name
+            local.write_bytes(data)
+            parent = str(Path(artifact_file).parent)
+            self.client.log_artifact(run_id, str(local), None if parent == "." else parent)
 
     def log_artifact(self, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
         path = Path(path)
