@@ -161,6 +161,34 @@ def test_one_bad_trial_record_fails_that_trial_only_and_no_secret_is_stored(tmp_
         assert f"trial {n} uses key ***" in text
     assert parent.data.tags["best_params.api_key"] == "***"
     assert parent.data.tags["best_params.password"] == "***"
+    # Each place a value is stored holds the mask (so the byte scan below is not vacuous):
+    # params of the parent and of every trial, the error tag, the traceback, best_trial.json,
+    # the study journal.
+    c = client(tmp_path)
+    # (Trial 1's params went down with the batch MLflow refused: its record holds the error.)
+    for run in (parent, children[0], children[2], children[3]):
+        secret_params = {k: v for k, v in run.data.params.items() if k.endswith(tuple(secrets))}
+        assert len(secret_params) == 2 and set(secret_params.values()) == {"***"}, run.data.params
+    assert "ValueError: refused password ***" in children[2].data.tags["error"]
+    assert "refused password ***" in artifact_text(
+        c, children[2].info.run_id, "error/traceback.txt"
+    )
+    best = json.loads(artifact_text(c, parent.info.run_id, "best_trial.json"))
+    assert best["params"]["api_key"] == best["params"]["password"] == "***"
+    journal = (tmp_path / "optuna-studies.journal").read_text()
+    assert "refused password ***" in journal
+    # Nor in what the command itself prints (the summary lists the best trial's params and the
+    # failures); the "[trial N]" lines are the script's own output, echoed as an experiment's is.
+    own = "".join(
+        line
+        for line in (res.stdout + res.stderr).splitlines(True)
+        if not line.startswith("[trial ")
+    )
+    assert "refused password ***" in own, own
+    for value in secrets.values():
+        assert value not in own, own
+    artifacts = [p for p in tmp_path.rglob("mlartifacts/**/*") if p.is_file()]
+    assert {"console.log", "traceback.txt", "best_trial.json"} <= {p.name for p in artifacts}
     # Nowhere in the store, the artifacts or the study: params, tags, logs, tracebacks.
     stored = [
         tmp_path / "mlruns.db",
