@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import tempfile
 import time
 import traceback
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ml_experiment._tmp import private_dir
 from ml_experiment.callbacks._dispatch import CallbackDispatcher
 from ml_experiment.exceptions import ExecutionError, RunFailedError
 from ml_experiment.execution._invoke import bind_params, invoke
@@ -157,7 +157,7 @@ def _run_tracked(
     watcher = watch(run_id, tracker.kc.tracking_uri)  # a process that dies is still recorded
     callbacks("on_job_start", config=config, run_id=run_id)
     error: BaseException | None = None
-    with tempfile.TemporaryDirectory(prefix="mlx-") as tmp:
+    with private_dir() as tmp:
         console_path = Path(tmp) / "console.log"
         try:
             _call(config, job_fn, record, recorder, callbacks, console_path)

@@ -8,12 +8,12 @@ the result and the recorder writes the child run. Workers only compute.
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ml_experiment._output import trial_output
+from ml_experiment._tmp import private_dir
 from ml_experiment.callbacks._dispatch import CallbackDispatcher
 from ml_experiment.config import flatten_space, unflatten_params
 from ml_experiment.exceptions import ConfigError, Interrupted, RunFailedError
@@ -71,6 +71,8 @@ class GroupRun:
         self.callbacks = CallbackDispatcher.for_job(config, job_fn)
         secrets = [*self.callbacks.secrets(), *secret_values(config.params)]
         self.recorder = Recorder(MLflowTracker(self.kc), secrets=secrets)
+        # A deleted name, or an experiment's, is bad input before a study is created.
+        self.recorder.tracker.experiment_id(config.name, "group")
         self.storage_path = str(self.kc.studies_path)
         self.sweeper = Sweeper(
             name=config.name,
@@ -143,7 +145,7 @@ class GroupRun:
         for notice in [*self.notices, *filter(None, [self.sweeper.notice])]:
             print(notice, file=sys.stderr, flush=True)
         error: BaseException | None = None
-        with tempfile.TemporaryDirectory(prefix="mlx-") as tmp:
+        with private_dir() as tmp:
             console_path = Path(tmp) / "console.log"
             try:
                 with interrupts_raise(self._interrupted_message()):
@@ -301,6 +303,8 @@ class GroupRun:
 
     def _finish(self, error: BaseException | None) -> GroupOutcome:
         record = self.parent
+        if record.run_id is None and error is not None:
+            raise error  # failed before its parent run existed: nothing to finish
         record.end_time = time.time()
         duration = record.end_time - record.start_time
         best = self._best()
