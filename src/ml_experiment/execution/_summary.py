@@ -46,9 +46,9 @@ def group_summary(
     report: str | None,
 ) -> str:
     total = sum(counts.values())
-    where = name if study == name else f"{name} (study {study!r})"
+    where = repr(name) if study == name else f"{name!r} (study {study!r})"
     lines = [
-        f"group {where!r}: {total} trials, {counts.get('complete', 0)} complete, "
+        f"group {where}: {total} trials, {counts.get('complete', 0)} complete, "
         f"{counts.get('pruned', 0)} pruned, {counts.get('fail', 0)} failed in {duration:.1f} s"
     ]
     if len(best) == 1:
