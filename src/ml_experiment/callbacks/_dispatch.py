@@ -8,16 +8,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from ml_experiment.exceptions import ConfigError
+from ml_experiment.tracking.redact import scrub
 
 log = logging.getLogger("ml_experiment.callbacks")
-
-
-def _scrub(text: str, secrets: Iterable[str]) -> str:
-    # Same rule as the tracking scrubber: very short strings would mangle ordinary text.
-    for secret in sorted(secrets, key=len, reverse=True):
-        if len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
 
 
 class CallbackDispatcher:
@@ -67,12 +60,12 @@ class CallbackDispatcher:
             except Exception as exc:
                 name = type(cb).__name__
                 secrets = self.secrets()
-                self.failed[i] = _scrub(f"{name}.{hook}: {type(exc).__name__}: {exc}", secrets)
+                self.failed[i] = scrub(f"{name}.{hook}: {type(exc).__name__}: {exc}", secrets)
                 log.error(
                     "callback %s raised in %s and is disabled for the rest of the job\n%s",
                     name,
                     hook,
-                    _scrub("".join(traceback.format_exception(exc)).rstrip(), secrets),
+                    scrub("".join(traceback.format_exception(exc)).rstrip(), secrets),
                 )
 
     @property

@@ -10,6 +10,7 @@ from typing import Any
 
 from ml_experiment.callbacks._base import Callback
 from ml_experiment.exceptions import MLExperimentError
+from ml_experiment.tracking.redact import scrub
 
 logger = logging.getLogger("ml_experiment.notifiers")
 
@@ -179,11 +180,6 @@ class NotifierBase(Callback):
         if self.send_message_for_trials:
             self._notify(self.trial_end_message, *args, **kwargs)
 
-    def _redact(self, text: str) -> str:
-        for secret in sorted(filter(None, self.secrets()), key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
-
     def _notify(self, build: Callable[..., str | None], *args: Any, **kwargs: Any) -> None:
         if self._failures >= self.max_consecutive_failures:
             return
@@ -196,7 +192,7 @@ class NotifierBase(Callback):
         except Exception as exc:
             what = "could not build a message" if msg is None else "notification not sent"
             detail = str(exc) if isinstance(exc, NotificationError) else format_error(exc)
-            logger.warning("%s: %s: %s", name, what, self._redact(detail or ""))
+            logger.warning("%s: %s: %s", name, what, scrub(detail or "", self.secrets()))
             self._failures += msg is not None
             if self._failures >= self.max_consecutive_failures:
                 logger.warning(
