@@ -56,7 +56,9 @@ def test_group_summary_and_trial_lines_without_library_chatter(tmp_path: Path) -
     parent = re.fullmatch(r"parent run ([0-9a-f]{32})", summary[5])
     assert parent is not None
     run_id = parent.group(1)
-    assert summary[6] == f"look further: ml-experiment ui  |  ml-experiment report {run_id}"
+    assert summary[6] == "report: reports/search/index.html"
+    assert (tmp_path / "reports" / "search" / "index.html").is_file()
+    assert summary[7] == f"look further: ml-experiment ui  |  ml-experiment report {run_id}"
 
 
 def test_quiet_shows_only_the_summary(tmp_path: Path) -> None:

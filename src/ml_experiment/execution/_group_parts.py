@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from ml_experiment._job import JobFunction
     from ml_experiment.execution._worker import TrialResult
     from ml_experiment.execution.sweeper import Told
+    from ml_experiment.tracking._mlflow import MLflowTracker
     from ml_experiment.tracking.record import RunRecord
 
 TAG_TRIAL = "ml_experiment.trial_number"
@@ -124,6 +126,23 @@ def summarise(record: RunRecord, best: list[dict[str, Any]], metric_names: list[
     elif best:
         record.tags["pareto_front_size"] = len(best)
         record.artifacts["pareto_front.json"] = _json(shown)
+
+
+def group_report(parent_run_id: str, tracker: MLflowTracker) -> str | None:
+    """The group's report, logged to the parent run; a failure to make it fails nothing."""
+    from ml_experiment.report import build_report
+
+    try:
+        index = build_report(
+            parent_run_id,
+            tracking_uri=tracker.kc.tracking_uri,
+            log_to_run=True,
+            client=tracker.client,
+        )
+    except Exception as exc:
+        print(f"the group's report could not be made: {exc}", file=sys.stderr)
+        return None
+    return str(index)
 
 
 def _json(value: Any) -> bytes:

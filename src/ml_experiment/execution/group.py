@@ -21,6 +21,7 @@ from ml_experiment.execution._group_parts import (
     GroupOutcome,
     fixed_params,
     group_metrics,
+    group_report,
     summarise,
     trial_record,
 )
@@ -327,7 +328,9 @@ class GroupRun:
                 self.sweeper.mark_finished()
         finally:
             self._job_end(error, duration, best)
-        report = self._report() if error is None else None
+        report = None
+        if error is None and self.config.report:
+            report = group_report(str(record.run_id), self.recorder.tracker)
         show(
             group_summary(
                 name=self.config.name,
@@ -358,24 +361,6 @@ class GroupRun:
             duration=duration,
             failures=list(self.failures),
         )
-
-    def _report(self) -> str | None:
-        """The group's report, logged to the parent run; a failure to make it fails nothing."""
-        if not self.config.report:
-            return None
-        from ml_experiment.report import build_report
-
-        try:
-            index = build_report(
-                str(self.parent.run_id),
-                tracking_uri=self.kc.tracking_uri,
-                log_to_run=True,
-                client=self.recorder.tracker.client,
-            )
-        except Exception as exc:
-            print(f"the group's report could not be made: {exc}", file=sys.stderr)
-            return None
-        return str(index)
 
     def _job_end(self, error: BaseException | None, duration: float, best: list[Any]) -> None:
         b0 = best[0] if len(best) == 1 else None
