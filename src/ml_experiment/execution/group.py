@@ -69,6 +69,13 @@ class GroupRun:
         )
         self.flat = flatten_space(config.param_space)
         self.kc = KnowledgeCenter.resolve(config.tracking_uri)
+        if resume and not self.kc.studies_path.exists():
+            raise ConfigError(
+                f"--resume: there is no study named {config.name!r} to resume; run without "
+                "--resume to start one",
+                source=config.source,
+                field="name",
+            )
         self.callbacks = CallbackDispatcher.for_job(config, job_fn)
         secrets = [*self.callbacks.secrets(), *secret_values(config.params)]
         self.recorder = Recorder(MLflowTracker(self.kc), secrets=secrets)
@@ -252,7 +259,8 @@ class GroupRun:
         self.progress.update(running=running, counts=self.counts, best=self.sweeper.best_value)
 
     def finished(self, told: Told, spec: TrialSpec, result: TrialResult) -> None:
-        self.progress.print(trial_output(told.frozen.number, result.console))
+        console = self.recorder.scrub(result.console or "", spec.params)
+        self.progress.print(trial_output(told.frozen.number, console))
         self.counts[told.state] += 1
         if told.state == "fail":
             self.failures.append((told.frozen.number, told.error or "failed"))

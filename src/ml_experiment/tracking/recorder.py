@@ -63,6 +63,10 @@ class Recorder:
     def _secrets(self, record: RunRecord) -> list[str]:
         return [*self.secrets, *secret_values(record.params)]
 
+    def scrub(self, text: str, params: Mapping[str, Any] | None = None) -> str:
+        """``text`` as it may be shown or stored: known secrets and secret params' values masked."""
+        return scrub(text, [*self.secrets, *secret_values(params or {})])
+
     def _tags(self, record: RunRecord, secrets: list[str]) -> dict[str, str]:
         return {k: clip(scrub(v, secrets)) for k, v in record.mlflow_tags().items()}
 
@@ -204,19 +208,27 @@ class Recorder:
             status="FAILED",
             start_time=record.start_time,
             end_time=record.end_time,
+            params=record.params,
             tags=record.tags,
             error=reason,
             console=record.console,
             traceback=record.traceback,
         )
-        record.run_id = bare.run_id = self.tracker.record_run(
-            bare.experiment,
-            run_name=bare.name,
-            status="FAILED",
-            start_time=bare.start_time,
-            end_time=bare.end_time or bare.start_time,
-            tags=self._tags(bare, secrets),
-        )
+        for params in (self._params(bare, secrets), {}):  # without params if they were refused
+            try:
+                record.run_id = bare.run_id = self.tracker.record_run(
+                    bare.experiment,
+                    run_name=bare.name,
+                    status="FAILED",
+                    start_time=bare.start_time,
+                    end_time=bare.end_time or bare.start_time,
+                    tags=self._tags(bare, secrets),
+                    params=params,
+                )
+                break
+            except Exception:
+                if not params:
+                    raise
         with contextlib.suppress(Exception):  # the run and its reason are what must be kept
             self._write_texts(bare, secrets)
 
