@@ -142,6 +142,7 @@ def group_file(folder: Path, num_trials: int) -> Path:
             {
                 "name": "g",
                 "kind": "group",
+                "report": False,
                 "num_trials": num_trials,
                 "sampler": "random",
                 "pruner": "none",

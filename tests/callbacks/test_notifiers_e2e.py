@@ -159,6 +159,7 @@ def run_group(
             {
                 "name": name,
                 "kind": "group",
+                "report": False,
                 "num_trials": num_trials,
                 "sampler": "random",
                 "pruner": "none",

@@ -22,6 +22,7 @@ def _group(folder: Path, name: str, trials: int) -> Path:
         f"""
         name: {name}
         kind: group
+        report: false
         num_trials: {trials}
         seed: 1
         param_space:

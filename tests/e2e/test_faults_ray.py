@@ -36,6 +36,7 @@ def _group(folder: Path, name: str) -> Path:
         f"""
         name: {name}
         kind: group
+        report: false
         num_trials: 1
         param_space:
           x: uniform(0, 1)

@@ -109,6 +109,7 @@ def test_experiment_and_group_do_not_share_a_name(tmp_path: Path) -> None:
         """
         name: shared
         kind: group
+        report: false
         num_trials: 1
         param_space:
           x: uniform(0, 1)

@@ -52,6 +52,7 @@ def group_file(path: Path, **fields: object) -> Path:
     base = {
         "name": "g",
         "kind": "group",
+        "report": False,  # the report has its own tests
         "num_trials": 6,
         "sampler": "random",
         "pruner": "none",

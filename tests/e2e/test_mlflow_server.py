@@ -108,6 +108,7 @@ def test_experiment_and_group_on_a_tracking_server(mlflow_server: str, tmp_path:
         f"""
         name: remote-group
         kind: group
+        report: false
         num_trials: 4
         sampler: random
         seed: 3

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow
 GROUP = """
 name: bar
 kind: group
+report: false
 num_trials: 4
 sampler: random
 seed: 1

@@ -126,7 +126,7 @@ def main(x: float = 0.5, pause: float = 0.0, api_key: str = "", password: str = 
 def group(folder: Path, **fields: object) -> Path:
     write(folder / "objective.py", GROUP_SCRIPT)
     base = {
-        "name": "g", "kind": "group", "num_trials": 4, "sampler": "random", "seed": 1,
+        "name": "g", "kind": "group", "report": False, "num_trials": 4, "sampler": "random", "seed": 1,
         "param_space": {"x": "uniform(0, 1)"}, "metric": {"name": "acc", "direction": "maximize"},
         "resources_per_worker": {"cpu": 1}, "ray_config": {"num_cpus": 2}, "run": ["objective.py"],
     }  # fmt: skip
@@ -202,7 +202,7 @@ def test_sigterm_stops_a_group_and_resume_finishes_it(tmp_path: Path) -> None:
     write(tmp_path / "objective.py", GROUP_SCRIPT.replace("if n == 0:", "if n < 0:"))
     fields = {"num_trials": 4, "params": {"pause": 30.0}}
     base = {
-        "name": "g", "kind": "group", "sampler": "random", "seed": 1,
+        "name": "g", "kind": "group", "report": False, "sampler": "random", "seed": 1,
         "param_space": {"x": "uniform(0, 1)"}, "metric": {"name": "acc", "direction": "maximize"},
         "resources_per_worker": {"cpu": 1}, "ray_config": {"num_cpus": 2}, "run": ["objective.py"],
         **fields,

@@ -127,6 +127,7 @@ def test_xgboost_trials_are_pruned_and_recorded(workdir: Path, ray_local: None) 
             {
                 "name": "xgb",
                 "kind": "group",
+                "report": False,
                 "num_trials": 20,
                 "sampler": "random",
                 "pruner": "median",
