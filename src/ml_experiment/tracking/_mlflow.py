@@ -151,6 +151,7 @@ class MLflowTracker:
         self.client: MlflowClient = open_client(kc)
         self._experiments: dict[str, str] = {}
         self._locations: dict[str, str] = {}
+        self._artifact_uris: dict[str, str] = {}  # runs being written: where their files go
         from ml_experiment import _private
 
         self._sql_store = _private.sql_store(self.client)
@@ -191,6 +192,7 @@ class MLflowTracker:
             tags=_run_tags(tags, parent_run_id),
             start_time=int((start_time or time.time()) * 1000),
         )
+        self._artifact_uris[run.info.run_id] = run.info.artifact_uri
         return str(run.info.run_id)
 
     def record_run(
@@ -238,6 +240,8 @@ class MLflowTracker:
                 self._sql_store = None
             else:
                 if run_id is not None:
+                    location = self._artifact_location(exp_id)
+                    self._artifact_uris[run_id] = _private.run_artifact_uri(location, run_id)
                     return run_id
         run_id = self.create_run(
             experiment,
@@ -300,24 +304,58 @@ class MLflowTracker:
             self.client.log_batch(run_id, metrics=m[:1000], params=p[:100], tags=t[:100])
             p, m, t = p[100:], m[1000:], t[100:]
 
+    def _repository(self, run_id: str) -> Any | None:
+        from ml_experiment import _private
+
+        uri = self._artifact_uris.get(run_id)
+        return _private.artifact_repository(uri) if uri else None
+
+    def _local_artifact(self, run_id: str, artifact_file: str) -> Path | None:
+        """The local path of ``artifact_file`` of ``run_id`` in a ``file:`` store, else ``None``."""
+        from urllib.parse import urlparse
+        from urllib.request import url2pathname
+
+        uri = self._artifact_uris.get(run_id)
+        if not uri or not uri.startswith("file:"):
+            return None
+        root = Path(url2pathname(urlparse(uri).path))
+        dest = (root / artifact_file).resolve()
+        # Anything that would land outside the run's folder takes MLflow's path (which refuses it).
+        return dest if dest.is_relative_to(root.resolve()) and dest != root.resolve() else None
+
+    def forget(self, run_id: str) -> None:
+        """Drop what is kept to write ``run_id``'s artifacts fast (once it is fully written)."""
+        self._artifact_uris.pop(run_id, None)
+
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
-        self.client.log_text(run_id, text, artifact_file)
+        self.log_bytes(run_id, text.encode("utf-8"), artifact_file)
 
     def log_bytes(self, run_id: str, data: bytes, artifact_file: str) -> None:
         import tempfile
 
+        dest = self._local_artifact(run_id, artifact_file)
+        if dest is not None:  # a local artifact store: the file goes straight to its place
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(data)
+            return
         with tempfile.TemporaryDirectory(prefix="mlx-bytes-") as tmp:
             local = Path(tmp) / Path(artifact_file).name
             local.write_bytes(data)
             parent = str(Path(artifact_file).parent)
-            self.client.log_artifact(run_id, str(local), None if parent == "." else parent)
+            self.log_artifact(run_id, local, None if parent == "." else parent)
 
     def log_artifact(self, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
         path = Path(path)
-        if path.is_dir():
-            self.client.log_artifacts(run_id, str(path), artifact_path)
+        repo = self._repository(run_id)
+        if repo is None:
+            if path.is_dir():
+                self.client.log_artifacts(run_id, str(path), artifact_path)
+            else:
+                self.client.log_artifact(run_id, str(path), artifact_path)
+        elif path.is_dir():
+            repo.log_artifacts(str(path), artifact_path)
         else:
-            self.client.log_artifact(run_id, str(path), artifact_path)
+            repo.log_artifact(str(path), artifact_path)
 
     def end_run(self, run_id: str, status: str = "FINISHED", end_time: float | None = None) -> None:
         self.client.set_terminated(run_id, status, end_time=int((end_time or time.time()) * 1000))

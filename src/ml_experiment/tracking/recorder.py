@@ -117,6 +117,7 @@ class Recorder:
         self._write_files(run_id, record.artifacts)
         self.tracker.end_run(run_id, record.status, end_time=record.end_time)
         self._written.pop(run_id, None)
+        self.tracker.forget(run_id)
 
     def finish_after(self, record: RunRecord, error: BaseException | None) -> None:
         """:meth:`finish`, keeping ``error`` (the run's own failure) the one the user sees.
@@ -171,6 +172,7 @@ class Recorder:
         except Exception as exc:
             self._fail_written(record, secrets, exc, keep_run=True)
         self._written.pop(record.run_id, None)
+        self.tracker.forget(record.run_id)
         return record.run_id
 
     def _complete(self, record: RunRecord, secrets: list[str]) -> str:
