@@ -209,7 +209,7 @@ def _call(
     import mlflow
 
     from ml_experiment.integrations._autolog import disable_autologging, enable_autologging
-    from ml_experiment.tracking._mlflow import fluent_tracking_uri
+    from ml_experiment.tracking._fluent import fluent_tracking_uri
     from ml_experiment.tracking.console import ConsoleCapture
     from ml_experiment.tracking.recorder import missing_artifacts
     from ml_experiment.tracking.seeds import SeedRecorder

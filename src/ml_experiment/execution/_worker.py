@@ -82,7 +82,8 @@ def _live_run(spec: TrialSpec, job_fn: JobFunction, result: TrialResult) -> Iter
     import mlflow
 
     from ml_experiment.integrations._autolog import disable_autologging, enable_autologging
-    from ml_experiment.tracking._mlflow import MLflowTracker, fluent_tracking_uri
+    from ml_experiment.tracking._fluent import fluent_tracking_uri
+    from ml_experiment.tracking._mlflow import MLflowTracker
     from ml_experiment.tracking.record import RunRecord
     from ml_experiment.tracking.recorder import Recorder
 
