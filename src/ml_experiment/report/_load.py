@@ -151,19 +151,9 @@ def objectives_of(parent: Run) -> list[tuple[str, str]]:
 
 
 def _child_runs(client: MlflowClient, exp_id: str, parent_id: str) -> list[Run]:
-    runs: list[Run] = []
-    token = None
-    while True:
-        page = client.search_runs(
-            [exp_id],
-            filter_string=f"tags.`{TAG_PARENT}` = '{parent_id}'",
-            max_results=1000,
-            page_token=token,
-        )
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
+    from ml_experiment.tracking._mlflow import child_runs
+
+    return child_runs(client, exp_id, parent_id)
 
 
 def _row_from_run(run: Run) -> TrialRow | None:

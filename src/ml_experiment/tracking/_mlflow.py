@@ -366,17 +366,24 @@ class MLflowTracker:
         """All child runs of ``parent_run_id`` (any status)."""
         from mlflow.entities import ViewType
 
-        runs: list[Any] = []
-        token = None
-        while True:
-            page = self.client.search_runs(
-                [self.experiment_id(experiment)],
-                filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
-                run_view_type=ViewType.ALL,
-                max_results=1000,
-                page_token=token,
-            )
-            runs.extend(page)
-            token = page.token
-            if not token:
-                return runs
+        return child_runs(self.client, self.experiment_id(experiment), parent_run_id, ViewType.ALL)
+
+
+def child_runs(
+    client: Any, experiment_id: str, parent_run_id: str, view_type: Any = None
+) -> list[Any]:
+    """Every child run of ``parent_run_id``, page by page (``view_type``: MLflow's default)."""
+    runs: list[Any] = []
+    token = None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+            max_results=1000,
+            page_token=token,
+            **({"run_view_type": view_type} if view_type is not None else {}),
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
