@@ -41,7 +41,25 @@ TEXT_FILES = {
     "patch": "code/uncommitted.patch",
     "requirements": "environment/requirements.txt",
     "python": "environment/python.txt",
+    "numerics": "environment/numerics.json",
+    "data_files": "data/files.json",
+    "code_manifest": "code/manifest.json",
 }
+# Code snapshot of a script outside git: one artifact per file under this folder.
+SNAPSHOT_DIR = "code/snapshot"
+TAG_SNAPSHOT = "code.snapshot"  # "N files, B bytes[, M left out]"
+# Float-affecting environment: numerics.env.<VAR> per variable set, numerics.blas summary.
+NUMERICS_PREFIX = "numerics."
+TAG_DETERMINISTIC = "ml_experiment.deterministic"  # "true" | "false"
+TAG_DETERMINISTIC_APPLIED = "ml_experiment.deterministic.applied"  # comma-separated switches
+# Reproduction and audit verdicts (written by `reproduce` / `audit`).
+TAG_REPRODUCES = "reproduction.of"  # on the re-run: the original's run id
+TAG_REPRODUCED_BY = "reproduction.by"  # on the original: the latest re-run's id
+TAG_VERDICT = "reproduction.verdict"  # identical | within tolerance | differs | cannot reproduce
+REPRODUCTION_REPORT = "reproduction/report.json"
+TAG_AUDIT_SCORE = "audit.score"  # "N/M"
+TAG_AUDIT_RESULT = "audit.result"  # pass | fail
+AUDIT_REPORT = "audit/report.json"
 # Tags the record's own fields produce; everything else on a run is an extra tag.
 _FIELD_PREFIXES = (SEED_PREFIX, ENV_PREFIX, HW_PREFIX, DATA_PREFIX)
 _FIELD_TAGS = {TAG_ERROR, TAG_SEED, TAG_PARENT, *CODE_TAGS.values()}
