@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ml_experiment.cli._audit_cmd import audit_command, diff_command
 from ml_experiment.cli._outcome import Carrier, interrupted_code, report
 from ml_experiment.cli._report_cmd import report_command
 
@@ -20,6 +21,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("report")(report_command)
+app.command("audit")(audit_command)
+app.command("diff")(diff_command)
 
 
 def _opt(*names: str, help: str, **kw: Any) -> Any:
