@@ -1,3 +1,4 @@
+import hashlib
 import shutil
 import subprocess
 from pathlib import Path
@@ -74,7 +75,10 @@ def test_dirty_repo_diff_has_staged_unstaged_and_untracked(repo):
     assert "diff --git a/staged.py b/staged.py" in info.diff
     assert "diff --git a/new.py b/new.py" in info.diff
     assert "+y = 2" in info.diff
-    assert "GIT binary patch" in info.diff
+    # Untracked data is not code: listed by name, size and hash, never in the patch.
+    assert "data.bin" not in info.diff
+    digest = hashlib.sha256(bytes(range(256))).hexdigest()
+    assert info.manifest == {"data.bin": {"bytes": 256, "sha256": digest}}
     assert "run.log" not in info.diff
 
 
@@ -83,6 +87,7 @@ def test_patch_reproduces_the_working_tree(repo, tmp_path):
     (repo / "sub").mkdir()
     (repo / "sub" / "new.py").write_text("y = 2\n")
     (repo / "data.bin").write_bytes(bytes(range(256)) * 4)
+    git(repo, "add", "data.bin")  # tracked binaries travel in the patch
     info = git_info(repo)
 
     clone = tmp_path / "clone"
@@ -135,7 +140,7 @@ def test_repo_without_commits(tmp_path):
     git(root, "init", "-q", "-b", "main")
     info = git_info(root)
     assert info == GitInfo(
-        commit=None, branch="main", dirty=False, diff="", root=info.root, remote=None
+        commit=None, branch="main", dirty=False, diff="", root=info.root, remote=None, manifest={}
     )
 
     (root / "a.py").write_text("a = 1\n")
@@ -198,3 +203,39 @@ def test_never_raises(repo, monkeypatch):
 
     monkeypatch.setattr(vcs, "_git", boom)
     assert git_info(repo) is None
+
+
+def test_knowledge_center_files_are_never_code(repo):
+    # A repository whose .gitignore does not list the knowledge center (issue 10's bug).
+    (repo / "mlruns.db").write_bytes(b"SQLite format 3\0" + bytes(5000))
+    (repo / "mlruns.db-wal").write_bytes(bytes(100))
+    (repo / "mlruns.db.lock").write_text("")
+    (repo / "mlartifacts" / "1" / "abc").mkdir(parents=True)
+    (repo / "mlartifacts" / "1" / "abc" / "model.py").write_text("w = 1\n")
+    (repo / "optuna-studies.journal").write_text("{}\n")
+    exclude = [repo / "mlruns.db", repo / "mlartifacts", repo / "optuna-studies.journal"]
+    info = git_info(repo, exclude)
+    assert info.dirty is False
+    assert info.diff == ""
+    assert info.manifest == {}
+
+
+def test_untracked_source_enters_the_patch_data_the_manifest(repo, monkeypatch):
+    monkeypatch.setattr(vcs, "_MAX_SOURCE_FILE_BYTES", 100)
+    (repo / "helper.py").write_text("z = 3\n")
+    (repo / "big.py").write_text("#" * 200 + "\n")  # source over the per-file bound: data
+    (repo / "weights.pt").write_bytes(b"\1" * 10)
+    info = git_info(repo)
+    assert info.dirty is True
+    assert "+z = 3" in info.diff
+    assert "big.py" not in info.diff and "weights.pt" not in info.diff
+    assert set(info.manifest) == {"big.py", "weights.pt"}
+    assert info.manifest["weights.pt"]["sha256"] == hashlib.sha256(b"\1" * 10).hexdigest()
+
+
+def test_only_untracked_data_is_not_dirty(repo):
+    (repo / "results.csv.gz").write_bytes(b"\0\1\2")
+    info = git_info(repo)
+    assert info.dirty is False
+    assert info.diff == ""
+    assert list(info.manifest) == ["results.csv.gz"]

@@ -21,6 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("report")(report_command)
+_PROCESS_ARGS: list[str] = []  # the command line, when this process is the command
 app.command("audit")(audit_command)
 app.command("diff")(diff_command)
 
@@ -84,6 +85,9 @@ def run(
         str | None, _opt("--ray_config", "--ray-config", help="ray.init options dict.")
     ] = None,
     resume: Annotated[bool, _opt("--resume", help="Continue an interrupted group.")] = False,
+    deterministic: Annotated[
+        bool, _opt("--deterministic", help="Apply the determinism switches (torch, TF, hashing).")
+    ] = False,
     quiet: Annotated[bool, _opt("--quiet", "-q", help="Show only the summary at the end.")] = False,
     verbose: Annotated[
         bool, _opt("--verbose", "-v", help="Show everything, Ray's and MLflow's lines too.")
@@ -111,6 +115,8 @@ def run(
         "tracking_uri": tracking_uri,
     }
     overrides.update({k: v for k, v in simple.items() if v is not None})
+    if deterministic:
+        overrides["deterministic"] = True
     for key, text in (("params", params), ("param_space", param_space), ("ray_config", ray_config)):
         if text is not None:
             overrides[key] = read_mapping(text, what=f"--{key}")
@@ -133,6 +139,16 @@ def run(
     if docker:
         overrides["docker_config"] = docker
     job_config = load_config(config_file, overrides)
+    if (
+        job_config.deterministic
+        and _PROCESS_ARGS
+        and sys.flags.hash_randomization
+        and not os.environ.get("PYTHONHASHSEED")
+    ):
+        # The hash seed is fixed at interpreter start: start again with it, before any write.
+        os.environ["PYTHONHASHSEED"] = "0"
+        sys.stdout.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "ml_experiment", *_PROCESS_ARGS])
 
     from ml_experiment._output import NORMAL, QUIET, VERBOSE, shown
     from ml_experiment.execution import run_job
@@ -186,6 +202,8 @@ def ui(
 def main(argv: list[str] | None = None) -> None:
     """Entry point; how it ends (exit code and message) is decided in ``cli._outcome``."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if argv is None:
+        _PROCESS_ARGS[:] = args
     # The thesis form `ml-experiment --config_file x.yaml` means `ml-experiment run ...`.
     if args and args[0].startswith("--") and args[0] not in ("--help", "--version"):
         args.insert(0, "run")

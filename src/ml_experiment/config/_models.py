@@ -224,6 +224,8 @@ class BaseJobConfig(_Model):
     ray_config: RayConfig | None = None
     seed: Annotated[_Int, Field(ge=0, lt=2**32)] | None = None
     tracking_uri: str | None = None
+    deterministic: bool = False  # apply the known determinism switches (execution/_determinism)
+    data_files: Annotated[list[Path], BeforeValidator(_as_list)] = []  # hashed on every run
     # Apprise URLs to notify (issue 16). Secrets: excluded from dumps (config/job.json) and repr.
     notify: Annotated[list[str], BeforeValidator(_as_list)] = Field([], exclude=True, repr=False)
     source: Path | None = None
@@ -252,6 +254,11 @@ class BaseJobConfig(_Model):
                 raise FieldValueError(f"{what}: {str(path)!r}{where}", ("run", i))
             resolved.append(full)
         self.run = resolved
+        for i, path in enumerate(self.data_files):
+            full = (base / path.expanduser()).resolve()
+            if not full.exists():
+                raise FieldValueError(f"no such file or folder: {str(path)!r}", ("data_files", i))
+            self.data_files[i] = full
         if self.source is not None:
             self.source = self.source.resolve()
         return self

@@ -104,6 +104,10 @@ def _run_untracked(
     callbacks("on_job_start", config=config)
     started = time.time()
     try:
+        if config.deterministic:
+            from ml_experiment.execution._determinism import apply_determinism
+
+            apply_determinism()
         with SeedRecorder(seed=config.seed), data_loaded(job_fn):
             metrics, artifacts, _ = invoke(job_fn.fn, params)
     except Exception as exc:
@@ -169,9 +173,12 @@ def _run_tracked(
                 record.console = console_path.read_text(encoding="utf-8", errors="replace")
     record.status = exit_status(error)
     if record.status != "FINISHED" and error is not None:
+        from ml_experiment.tracking.record import SNAPSHOT_DIR
+
         record.error = describe(error)
         record.traceback = "".join(traceback.format_exception(error))
-        record.artifacts = {}
+        # The function's artifacts may be half-written; the code snapshot is the record's own.
+        record.artifacts = {k: v for k, v in record.artifacts.items() if k.startswith(SNAPSHOT_DIR)}
     duration = record.end_time - record.start_time
     returned = dict(record.metrics)  # what the function returned; duration_s is ours
     record.metrics["duration_s"] = duration
@@ -208,7 +215,9 @@ def _call(
     """Run the function inside the run: console captured, seeds recorded, steps logged live."""
     import mlflow
 
+    from ml_experiment.execution._determinism import apply_determinism, determinism_tags
     from ml_experiment.integrations._autolog import disable_autologging, enable_autologging
+    from ml_experiment.tracking._capture import refresh_numerics
     from ml_experiment.tracking._fluent import fluent_tracking_uri
     from ml_experiment.tracking.console import ConsoleCapture
     from ml_experiment.tracking.recorder import missing_artifacts
@@ -229,6 +238,8 @@ def _call(
         if backends:
             enable_autologging(backends)
         try:
+            applied = apply_determinism() if config.deterministic else []
+            record.tags.update(determinism_tags(config.deterministic, applied))
             with seeds, data_loaded(job_fn) as fingerprints:
                 record.data.update(fingerprints)
                 record.metrics, artifacts, _ = invoke(job_fn.fn, record.params, on_step=on_step)
@@ -237,6 +248,7 @@ def _call(
             if missing:
                 raise ExecutionError(missing)
         finally:
+            refresh_numerics(record)
             if job_fn.options.log_seeds:
                 record.seeds.update(seeds.recorded())
             if backends:

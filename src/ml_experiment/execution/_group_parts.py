@@ -85,6 +85,10 @@ def trial_record(
     tags: dict[str, Any] = {TAG_TRIAL: number, TAG_STATE: told.state}
     if result.pid:
         tags[TAG_WORKER] = result.pid
+    if result.determinism is not None:
+        from ml_experiment.execution._determinism import determinism_tags
+
+        tags.update(determinism_tags(True, result.determinism))
     return RunRecord(
         experiment=experiment,
         name=f"trial-{number}",

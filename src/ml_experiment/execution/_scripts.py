@@ -48,15 +48,16 @@ class ScriptLaunch:
 
 def run_job(config: Any, *, resume: bool = False) -> list[Any]:
     """Run every script of ``config`` in order, each its own run; stop at the first failure."""
-    if config.docker_config is not None:
-        raise ConfigError(
-            "running jobs in Docker (docker_config) is not implemented yet; remove docker_config "
-            "to run on this machine",
-            source=config.source,
-            field="docker_config",
-        )
     if resume and config.kind != "group":
         raise ConfigError("--resume applies to groups only", source=config.source, field="kind")
+    if config.docker_config is not None:
+        from ml_experiment.execution._docker import run_in_container
+
+        return run_in_container(config, resume=resume)
+    if config.deterministic:  # before Ray starts: its workers inherit the variables
+        from ml_experiment.execution._determinism import prepare_environment
+
+        prepare_environment()
     outcomes = []
     for i, script in enumerate(config.run):
         launch = ScriptLaunch(config, Path(script), i, resume=resume)

@@ -41,6 +41,7 @@ class TrialSpec:
     # Set when the job autologs: the worker then opens the child run itself, so MLflow's
     # autologging has an active run to write to. (knowledge center, experiment name, parent run)
     live_run: tuple[Any, str, str] | None = None
+    deterministic: bool = False
 
 
 @dataclass
@@ -57,6 +58,7 @@ class TrialResult:
     pid: int = 0
     console: str | None = None
     run_id: str | None = None  # the child run, when the worker opened it
+    determinism: list[str] | None = None  # switches applied (deterministic: true)
 
 
 def _job_function(spec: TrialSpec) -> JobFunction:
@@ -138,6 +140,10 @@ def execute_trial(spec: TrialSpec) -> TrialResult:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at step {step}")
 
+    if spec.deterministic:
+        from ml_experiment.execution._determinism import apply_determinism
+
+        result.determinism = apply_determinism()
     recorder = SeedRecorder(seed=spec.seed)
     fd, console_path = tempfile.mkstemp(prefix="mlx-trial-", suffix=".log")
     os.close(fd)

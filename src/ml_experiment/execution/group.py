@@ -247,6 +247,7 @@ class GroupRun:
             log_seeds=self.job_fn.options.log_seeds,
             data_ref=self.data_ref,
             live_run=live_run,
+            deterministic=self.config.deterministic,
         )
 
     def dispatched(self, trial: optuna.Trial, spec: TrialSpec) -> None:

@@ -33,6 +33,7 @@ CODE_TAGS = {
     "dirty": "git.dirty",
     "root": "git.root",
     "source": "mlflow.source.name",
+    "cwd": "ml_experiment.cwd",
 }
 TEXT_FILES = {
     "config": "config/job.json",
@@ -61,7 +62,8 @@ TAG_AUDIT_SCORE = "audit.score"  # "N/M"
 TAG_AUDIT_RESULT = "audit.result"  # pass | fail
 AUDIT_REPORT = "audit/report.json"
 # Tags the record's own fields produce; everything else on a run is an extra tag.
-_FIELD_PREFIXES = (SEED_PREFIX, ENV_PREFIX, HW_PREFIX, DATA_PREFIX)
+_FIELD_PREFIXES = (SEED_PREFIX, ENV_PREFIX, HW_PREFIX, DATA_PREFIX, NUMERICS_PREFIX)
+_JSON_PARTS = ("numerics", "data_files", "code_manifest")
 _FIELD_TAGS = {TAG_ERROR, TAG_SEED, TAG_PARENT, *CODE_TAGS.values()}
 
 
@@ -91,6 +93,11 @@ class RunRecord:
     environment: dict[str, str] = field(default_factory=dict)  # env.* values
     hardware: dict[str, str] = field(default_factory=dict)
     data: dict[str, str] = field(default_factory=dict)  # DataLoader name -> fingerprint
+    # job-file data_files: path -> {"sha256", "bytes", "seconds"}
+    data_files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    numerics: dict[str, Any] = field(default_factory=dict)  # see tracking/_numerics.py
+    # untracked files not in the patch, or left out of a snapshot: path -> {"bytes", "sha256"}
+    code_manifest: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] | None = None  # the resolved job file
     requirements: str | None = None
     python: str | None = None
@@ -107,6 +114,10 @@ class RunRecord:
         tags.update({ENV_PREFIX + k: v for k, v in self.environment.items()})
         tags.update({HW_PREFIX + k: v for k, v in self.hardware.items()})
         tags.update({DATA_PREFIX + k: v for k, v in self.data.items()})
+        if self.numerics:
+            from ml_experiment.tracking._numerics import numerics_tags
+
+            tags.update({NUMERICS_PREFIX + k: v for k, v in numerics_tags(self.numerics).items()})
         if self.parent_run_id:
             tags[TAG_PARENT] = self.parent_run_id
         if self.error:
@@ -125,6 +136,9 @@ class RunRecord:
             "requirements": self.requirements,
             "python": self.python,
         }
+        for part in _JSON_PARTS:
+            value = getattr(self, part)
+            parts[part] = json.dumps(value, indent=2, default=str) if value else None
         return {TEXT_FILES[k]: v for k, v in parts.items() if v is not None}
 
     # -- from MLflow --------------------------------------------------------------------------
@@ -197,6 +211,9 @@ class RunRecord:
         record.traceback = texts.get(TEXT_FILES["traceback"])
         record.requirements = texts.get(TEXT_FILES["requirements"])
         record.python = texts.get(TEXT_FILES["python"])
+        for part in _JSON_PARTS:
+            if TEXT_FILES[part] in texts:
+                setattr(record, part, json.loads(texts[TEXT_FILES[part]]))
         for part in parts:
             if not record.has(part):
                 where = TEXT_FILES.get(part, f"its {part} tags")

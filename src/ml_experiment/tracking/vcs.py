@@ -1,7 +1,9 @@
 """The code version of a run: git commit, branch, dirty flag and the uncommitted changes as a patch.
 
-The patch (tracked changes against HEAD plus untracked, not ignored, files as new-file hunks) can be
-applied on a checkout of the commit with ``git apply`` to get the exact code that ran.
+The patch (tracked changes against HEAD plus untracked, not ignored, source files as new-file
+hunks) can be applied on a checkout of the commit with ``git apply`` to get the exact code that
+ran. Untracked files that are not source (data, models, logs) or too large are listed by name, size
+and hash in a manifest instead; the knowledge center's own files are never part of either.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -21,6 +24,38 @@ _UNTRACKED_DEADLINE_S = 30.0  # all untracked files together
 _MAX_UNTRACKED_BYTES = 5 * 1024 * 1024
 _MAX_UNTRACKED_FILES = 1000  # one git process per file: keep the total time bounded
 _MAX_TRACKED_DIFF_CHARS = 50 * 1024 * 1024
+_MAX_SOURCE_FILE_BYTES = 1024 * 1024  # an untracked "source" file larger than this is data
+_MAX_HASHED_BYTES = 64 * 1024 * 1024  # manifest entries above this are listed by size only
+# Untracked files with these suffixes (or names) are code and enter the patch.
+SOURCE_SUFFIXES = frozenset(
+    [
+        ".py",
+        ".pyi",
+        ".pyx",
+        ".pxd",
+        ".c",
+        ".h",
+        ".cc",
+        ".cpp",
+        ".hpp",
+        ".cu",
+        ".sh",
+        ".r",
+        ".jl",
+        ".sql",
+        ".ipynb",
+        ".yaml",
+        ".yml",
+        ".json",
+        ".toml",
+        ".cfg",
+        ".ini",
+        ".txt",
+        ".md",
+        ".rst",
+    ]
+)
+SOURCE_NAMES = frozenset({"Dockerfile", "Makefile", "MANIFEST.in"})
 
 # Neutralise user configuration that would change the patch format (colour, prefixes, external
 # diff tools, textconv filters) so the patch always applies with `git apply`.
@@ -55,6 +90,7 @@ class GitInfo:
         diff: Patch of the uncommitted changes against HEAD (may be empty).
         root: Absolute path of the working tree's top-level folder.
         remote: URL of the ``origin`` remote (else the first remote), credentials stripped.
+        manifest: Untracked files left out of the patch: path -> ``{"bytes", "sha256"}``.
     """
 
     commit: str | None
@@ -63,25 +99,62 @@ class GitInfo:
     diff: str
     root: str | None
     remote: str | None
+    manifest: dict[str, dict[str, object]] | None = None
 
 
-def git_info(path: str | Path) -> GitInfo | None:
+def is_source(name: str) -> bool:
+    """Whether an untracked file is code (enters the patch) rather than data (the manifest)."""
+    path = Path(name)
+    return path.suffix.lower() in SOURCE_SUFFIXES or path.name in SOURCE_NAMES
+
+
+def file_digest(path: Path, limit: int = _MAX_HASHED_BYTES) -> str | None:
+    """SHA-256 of a file read in chunks, or None when it is larger than ``limit``."""
+    if path.stat().st_size > limit:
+        return None
+    from ml_experiment.tracking.fingerprint import file_fingerprint
+
+    return file_fingerprint(path)
+
+
+def git_info(path: str | Path, exclude: Iterable[str | Path] = ()) -> GitInfo | None:
     """Describe the git repository containing ``path``.
 
     Args:
         path: A file or folder inside the working tree.
+        exclude: Files and folders that are never code (the knowledge center's store, artifact
+            folder and study journal); a file also excludes its siblings named ``file*``
+            (``mlruns.db-wal``, ``mlruns.db.lock``).
 
     Returns:
         The repository's state, or None when ``path`` is not in a git working tree, git is not
         installed, or git fails. Never raises.
     """
     try:
-        return _git_info(Path(path))
+        return _git_info(Path(path), [Path(p).resolve() for p in exclude])
     except Exception:
         return None
 
 
-def _git_info(path: Path) -> GitInfo | None:
+def _excluded(root: Path, exclude: list[Path]) -> tuple[list[str], list[str]]:
+    """Pathspecs that leave ``exclude`` out of a diff, and the repository-relative prefixes."""
+    specs: list[str] = []
+    prefixes: list[str] = []
+    for item in exclude:
+        try:
+            rel = item.relative_to(root).as_posix()
+        except ValueError:
+            continue  # outside the repository: git never sees it
+        if item.is_dir():
+            specs.append(f":(exclude,top,literal){rel}")
+            prefixes.append(rel + "/")
+        else:
+            specs.append(f":(exclude,top,glob){rel}*")
+            prefixes.append(rel)
+    return specs, prefixes
+
+
+def _git_info(path: Path, exclude: list[Path]) -> GitInfo | None:
     git = shutil.which("git")
     if git is None:
         return None
@@ -100,11 +173,12 @@ def _git_info(path: Path) -> GitInfo | None:
     ref = _git(git, root, "symbolic-ref", "--quiet", "--short", "HEAD")
     branch = _text(ref) if ref is not None and ref.returncode == 0 else None
 
+    specs, prefixes = _excluded(root, exclude)
     # Without commits, diff against the empty tree: staged files then show as new files.
     base = commit or _empty_tree(git, root)
     parts: list[str] = []
     if base is not None:
-        tracked = _git(git, root, "diff", *_DIFF_FLAGS, base, "--")
+        tracked = _git(git, root, "diff", *_DIFF_FLAGS, base, "--", ".", *specs)
         if tracked is not None and tracked.returncode == 0:
             text = _decode(tracked.stdout)
             if len(text) > _MAX_TRACKED_DIFF_CHARS:
@@ -113,18 +187,47 @@ def _git_info(path: Path) -> GitInfo | None:
                 )
             parts.append(text)
 
-    untracked = _untracked_files(git, root)
-    parts.append(_untracked_patch(git, root, untracked))
+    untracked = [
+        name for name in _untracked_files(git, root) if not name.startswith(tuple(prefixes))
+    ]
+    sources = [n for n in untracked if is_source(n) and _size(root / n) <= _MAX_SOURCE_FILE_BYTES]
+    parts.append(_untracked_patch(git, root, sources))
     diff = "".join(part for part in parts if part)
+    others = [n for n in untracked if n not in set(sources)]
 
     return GitInfo(
         commit=commit,
         branch=branch,
-        dirty=bool(diff) or bool(untracked),
+        # "dirty" means the code differs: data files beside it are in the manifest only.
+        dirty=bool(diff) or any(is_source(n) for n in untracked),
         diff=diff,
         root=str(root),
         remote=_remote(git, root),
+        manifest=manifest(root, others),
     )
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.lstat().st_size
+    except OSError:
+        return 0
+
+
+def manifest(root: Path, names: list[str]) -> dict[str, dict[str, object]]:
+    """Name, size and hash of each file (the first 1000; larger ones by size only)."""
+    out: dict[str, dict[str, object]] = {}
+    deadline = time.monotonic() + _UNTRACKED_DEADLINE_S
+    for index, name in enumerate(names):
+        if index >= _MAX_UNTRACKED_FILES or time.monotonic() > deadline:
+            out["..."] = {"files_not_listed": len(names) - index}
+            break
+        try:
+            digest = file_digest(root / name)
+        except OSError:
+            continue
+        out[name] = {"bytes": _size(root / name), "sha256": digest}
+    return out
 
 
 def _git(git: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes] | None:
