@@ -93,7 +93,7 @@ class Recorder(NotifierBase):
         (59.94, "59.9s"),
         (65.2, "1m 05s"),
         (3725, "1h 02m 05s"),
-        (90061, "1d 1h 01m"),
+        (90061, "25h 01m 01s"),
         (None, None),
         (-1, None),
         (float("nan"), None),
@@ -491,6 +491,12 @@ def test_bad_url_error_does_not_echo_it() -> None:
     assert "SECRET" not in str(info.value)
     with pytest.raises(ValueError, match="token must look like"):
         TelegramNotifier("12/34", chat_id=1)
+    with pytest.raises(ValueError, match="token must look like"):
+        TelegramNotifier("123456:AAH/99", chat_id=1)  # no second chat smuggled in the token
+    # A URL Apprise knows, of another service: not a Slack webhook.
+    with pytest.raises(ValueError, match=r"SlackNotifier: webhook_url must look like") as info:
+        SlackNotifier("https://discord.com/api/webhooks/1234/discordSECRET")
+    assert "SECRET" not in str(info.value)
 
 
 # -- email ------------------------------------------------------------------------------------

@@ -2,27 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from ml_experiment.callbacks.notifiers._base import NotificationError, NotifierBase, logger
+from ml_experiment.tracking.redact import scrub
 
 _SECRETS: set[str] = set()  # of every notifier, scrubbed from Apprise's and urllib3's records
 _QUIET = threading.local()  # set while Apprise parses a URL: its warnings may quote a token
+# URL argument -> plugin attribute it sets, for the defaults a URL may override
+_OPTIONS = {
+    "cto": "socket_connect_timeout",
+    "rto": "socket_read_timeout",
+    "retry": "retry",
+    "wait": "wait",
+}
 
 
 class _Scrub(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        text = original = record.getMessage()
-        for secret in sorted(_SECRETS, key=len, reverse=True):
-            text = text.replace(secret, "***")
-        if text != original:
+        if (text := scrub(record.getMessage(), _SECRETS)) != record.getMessage():
             record.msg, record.args = text, None
         return not getattr(_QUIET, "on", False)
 
@@ -60,7 +67,8 @@ class AppriseNotifier(NotifierBase):
     (None: Apprise's rate limit for it, e.g. 1.2 s Slack, 5.5 s e-mail). What a URL sets wins.
     """
 
-    _title_always = False  # send the headline as a title even without a body (e-mail subject)
+    # A thin subclass: the service its URL must name, and what its argument must look like.
+    _service, _hint, _title_always = "", "", False  # _title_always: e-mail's subject
 
     def __init__(
         self,
@@ -72,53 +80,53 @@ class AppriseNotifier(NotifierBase):
         min_interval: float | None = None,
         **base: Any,
     ) -> None:
-        import apprise
-
         super().__init__(**base)
         if not (0 <= retries <= 10 and timeout > 0 and max_total_seconds > 0):
             raise ValueError(
                 f"{type(self).__name__}: retries must be in 0..10, timeout and max_total_seconds"
                 f" > 0 (got {retries}, {timeout}, {max_total_seconds})"
             )
-        self.max_total_seconds = float(max_total_seconds)
-        self._secrets: list[str] = list(self.__dict__.get("_secrets", []))  # a subclass's first
-        self._services: list[Any] = []
-        asset = apprise.AppriseAsset(app_id="ml-experiment", app_desc="ml-experiment")
-        for i, given in enumerate(urls, 1):
-            _QUIET.on = True
+        self.max_total_seconds, self.min_interval = float(max_total_seconds), min_interval
+        self._defaults = {"cto": timeout, "rto": timeout, "retry": retries, "wait": retry_wait}
+        self._secrets: list[str] = []
+        self._services: list[Any] = []  # Apprise plugins
+        for i, url in enumerate(urls, 1):
             try:
-                url = expand_env(given.strip()) if isinstance(given, str) else ""
-                parts = urlsplit(url)
-                if "://" not in url:
-                    raise ValueError(
-                        "must be an Apprise URL such as 'slack://...' (see the README)"
-                    )
-                plugin = apprise.Apprise.instantiate(url, asset=asset)
-                if plugin is None:
-                    raise ValueError(
-                        f"Apprise cannot use this {parts.scheme}:// URL: unknown service, a token"
-                        " missing or malformed, or a library the service needs is not installed"
-                    )
+                self._add(url)
             except ValueError as exc:
-                raise ValueError(f"{type(self).__name__}: URL {i}: {exc}") from None
-            finally:
-                _QUIET.on = False
-            specs = {**plugin.template_tokens, **plugin.template_args}  # the tokens Apprise hides
-            found = [url, parts.path + (parts.query and "?" + parts.query), parts.password]
-            found += [
-                getattr(plugin, s.get("map_to", k), None)
-                for k, s in specs.items()
-                if s.get("private")
-            ]
-            self._secrets += [s for s in found if isinstance(s, str) and len(s) >= 4]
-            defaults = {"cto": timeout, "rto": timeout, "retry": retries, "wait": retry_wait}
-            for arg in defaults.keys() - dict(parse_qsl(parts.query)).keys():
-                attr = {"cto": "socket_connect_timeout", "rto": "socket_read_timeout"}.get(arg, arg)
-                setattr(plugin, attr, defaults[arg])
-            if min_interval is not None:
-                plugin.request_rate_per_sec = min_interval
-            self._services.append(plugin)
+                where = "" if self._hint else f"URL {i}: "
+                raise ValueError(f"{type(self).__name__}: {where}{exc}") from None
+
+    def _add(self, given: str) -> None:
+        import apprise
+
+        asset = apprise.AppriseAsset(app_id="ml-experiment", app_desc="ml-experiment")
+        _QUIET.on = True
+        try:
+            url = expand_env(str(given).strip())
+            if "://" not in url:
+                raise ValueError("must be an Apprise URL such as 'slack://...' (see the README)")
+            plugin, parts = apprise.Apprise.instantiate(url, asset=asset), urlsplit(url)
+        finally:
+            _QUIET.on = False
+        if plugin is None or self._service not in ("", plugin.service_name):
+            raise ValueError(
+                self._hint
+                or f"Apprise cannot use this {parts.scheme}:// URL: unknown service, a token"
+                " missing or malformed, or a library the service needs is not installed"
+            )
+        specs = {**plugin.template_tokens, **plugin.template_args}  # the tokens Apprise hides
+        found = [url, url.partition("?")[0], parts.path, parts.password]
+        found += [
+            getattr(plugin, s.get("map_to", k), None) for k, s in specs.items() if s.get("private")
+        ]
+        self._secrets += [s for s in found if isinstance(s, str) and len(s) >= 4]
         _SECRETS.update(self._secrets)
+        for arg in self._defaults.keys() - dict(parse_qsl(parts.query)).keys():
+            setattr(plugin, _OPTIONS[arg], self._defaults[arg])
+        if self.min_interval is not None:
+            plugin.request_rate_per_sec = self.min_interval
+        self._services.append(plugin)
 
     def secrets(self) -> list[str]:
         return list(self._secrets)
@@ -128,20 +136,18 @@ class AppriseNotifier(NotifierBase):
 
         title, *lines = msg.strip().splitlines() or [""]
         kind = apprise.NotifyType.FAILURE if " failed" in title else apprise.NotifyType.INFO
-        failures = []
+        deadline, failures = time.monotonic() + self.max_total_seconds, []
         for plugin in self._services:
             # Markdown where it is the service's own format (Slack, a URL's format=markdown);
             # elsewhere text, which Apprise turns into HTML where needed (Telegram, e-mail).
             rich = _markdown(lines) if plugin.resolve_format(None) == "markdown" else None
             body = rich or "\n".join(lines)
-            one = apprise.Apprise(asset=plugin.asset)
-            one.add(plugin)
-            result = one.notify(
+            result = apprise.Apprise([plugin], asset=plugin.asset).notify(
                 body=body or title,
                 title=title if body or self._title_always else "",
                 body_format="markdown" if rich else "text",
                 notify_type=kind,
-                timeout=self.max_total_seconds,
+                timeout=max(0.1, deadline - time.monotonic()),
             )
             for service in () if result else result:
                 logs = [e.message for a in service.attempts for e in a.logs] or ["timed out"]
@@ -153,30 +159,24 @@ class AppriseNotifier(NotifierBase):
 class SlackNotifier(AppriseNotifier):
     """Post to a Slack channel (``"#ml"``) through an incoming webhook, as ``username``."""
 
+    _service = "Slack"
+    _hint = "webhook_url must look like https://hooks.slack.com/services/T/B/X (other services: AppriseNotifier)"
+
     def __init__(
         self, webhook_url: str, channel: str | None = None, username: str | None = None, **kw: Any
     ) -> None:
-        parts = urlsplit(webhook_url if isinstance(webhook_url, str) else "")
-        tokens = parts.path.strip("/").split("/")[1:]
-        if parts.scheme != "https" or parts.hostname != "hooks.slack.com" or len(tokens) != 3:
-            raise ValueError(
-                "SlackNotifier: webhook_url must look like https://hooks.slack.com/services/T/B/X"
-                " (other services: AppriseNotifier)"
-            )
-        who = quote(username, safe="") + "@" if username else ""
-        where = "/" + quote(channel, safe="") if channel else ""
-        self._secrets = [webhook_url]
-        super().__init__(f"slack://{who}{'/'.join(tokens)}{where}/?footer=no&image=no", **kw)
+        args = {"to": channel, "user": username, "footer": "no", "image": "no"}
+        super().__init__(f"{webhook_url}?{urlencode({k: v for k, v in args.items() if v})}", **kw)
 
 
 class TelegramNotifier(AppriseNotifier):
     """Send to a Telegram chat (an id or ``"@channel"``) through a bot (``token``: a secret)."""
 
+    _service, _hint = "Telegram", "token must look like '123456:ABC-DEF...'"
+
     def __init__(self, token: str, chat_id: int | str, **kw: Any) -> None:
-        if not isinstance(token, str) or not re.fullmatch(r"\d+:[\w-]+", token.strip()):
-            raise ValueError("TelegramNotifier: token must look like '123456:ABC-DEF...'")
-        chat = quote(str(chat_id).strip(), safe="")
-        super().__init__(f"tgram://{token.strip()}/{chat}/?overflow=truncate", **kw)
+        token, chat = (quote(str(s).strip(), safe=":") for s in (token, chat_id))
+        super().__init__(f"tgram://{token}/{chat}/?overflow=truncate", **kw)
 
 
 class EmailNotifier(AppriseNotifier):
@@ -186,7 +186,7 @@ class EmailNotifier(AppriseNotifier):
     are checked against the system's CAs; ``SSL_CERT_FILE`` names another bundle.
     """
 
-    _title_always = True
+    _service, _title_always = "E-Mail", True
 
     def __init__(
         self,
@@ -216,15 +216,15 @@ class EmailNotifier(AppriseNotifier):
         ):
             if bad:
                 raise ValueError(f"EmailNotifier: {problem}")
-        self.subject_prefix, self._secrets = subject_prefix, [password] if password else []
-        login = quote(username or "", safe="") + (
-            ":" + quote(password, safe="") if password else ""
+        self.subject_prefix = subject_prefix
+        login = ":".join(quote(s, safe="") for s in (username, password) if s)
+        mode = {"none": "insecure"}.get(security, security)
+        query = urlencode(
+            {"smtp": host, "from": sender, "to": ",".join(to), "mode": mode}, quote_via=quote
         )
-        query = {"smtp": host, "from": sender, "to": ",".join(to)}
-        query["mode"] = {"none": "insecure"}.get(security, security)
-        url = f"mailto{'' if security == 'none' else 's'}://{login + '@' if login else ''}{host}"
+        scheme = "mailto" if security == "none" else "mailtos"
         super().__init__(
-            f"{url}:{port or ports[security]}?{urlencode(query, quote_via=quote)}", **kw
+            f"{scheme}://{login}{'@' * bool(login)}{host}:{port or ports[security]}?{query}", **kw
         )
 
     def send_message(self, msg: str) -> None:
@@ -236,19 +236,15 @@ class DesktopNotifier(AppriseNotifier):
     (terminal-notifier), Windows (pywin32); where none is available: one warning, then silence."""
 
     def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
         for url in {"darwin": ["macosx://"], "win32": ["windows://"]}.get(
             sys.platform, ["dbus://", "glib://", "gnome://"]
         ):
-            try:
-                super().__init__(url, **kw)
-                return
-            except ValueError:
-                continue
-        super().__init__(**kw)
+            with contextlib.suppress(ValueError):
+                return self._add(url)
 
     def send_message(self, msg: str) -> None:
-        if self._services:
-            super().send_message(msg)
-        elif not getattr(self, "_warned", False):
+        if not self._services and not getattr(self, "_warned", False):
             self._warned = True
             logger.warning("DesktopNotifier: no desktop notification service is available here")
+        super().send_message(msg)

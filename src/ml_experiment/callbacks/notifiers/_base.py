@@ -24,45 +24,39 @@ def format_duration(seconds: Any) -> str | None:
     s = float(seconds) if isinstance(seconds, numbers.Real) else math.nan
     if not math.isfinite(s) or s < 0:
         return None
-    if s < 59.95:
-        return f"{s:.1f}s"
     minutes, sec = divmod(round(s), 60)
-    hours, m = divmod(minutes, 60)
-    d, h = divmod(hours, 24)
-    return f"{d}d {h}h {m:02d}m" if d else f"{h}h {m:02d}m {sec:02d}s" if h else f"{m}m {sec:02d}s"
+    h, m = divmod(minutes, 60)
+    return f"{s:.1f}s" if s < 59.95 else f"{h}h {m:02d}m {sec:02d}s" if h else f"{m}m {sec:02d}s"
 
 
 def format_value(value: Any) -> str:
-    """A metric or parameter value, short: floats with 6 significant digits, lists bracketed."""
+    """Short text: ``0.123457`` (6 significant digits), ``[1, 2]``, ``C=1, kernel='rbf'`` for a
+    mapping; at most 20 items."""
     value = value.tolist() if callable(getattr(value, "tolist", None)) else value  # numpy
+    if isinstance(value, Mapping):
+        items = [
+            f"{k}={v!r}" if isinstance(v, str) else f"{k}={format_value(v)}"
+            for k, v in value.items()
+        ]
+        return ", ".join(items[:20] + [f"... (+{len(items) - 20} more)"] * (len(items) > 20))
+    if isinstance(value, list | tuple):
+        text = ", ".join(map(format_value, value[:20])) + ", ..." * (len(value) > 20)
+        return f"[{text[:198]}]"
     if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
         return f"{float(value):.6g}"
-    if isinstance(value, Mapping):
-        return format_params(value)
-    if isinstance(value, list | tuple):
-        text = "[" + ", ".join(format_value(v) for v in value[:20]) + ", ..." * (len(value) > 20)
-        return text[:200] + "]"
     return "n/a" if value is None else str(value)[:200]
-
-
-def format_params(params: Any) -> str:
-    """``{'C': 1.0, 'kernel': 'rbf'}`` -> ``"C=1, kernel='rbf'"`` (at most 20 items)."""
-    if not isinstance(params, Mapping):
-        return format_value(params)
-    parts = [
-        f"{k}={v!r}" if isinstance(v, str) else f"{k}={format_value(v)}" for k, v in params.items()
-    ]
-    return ", ".join(parts[:20] + [f"... (+{len(parts) - 20} more)"] * (len(parts) > 20))
 
 
 def format_error(error: Any) -> str | None:
     """One line: ``'ValueError: bad input'`` for an exception, the first line of a string."""
     if error is None:
         return None
-    first = next((ln.strip() for ln in str(error).splitlines() if ln.strip()), "")
-    if isinstance(error, BaseException):
-        first = f"{type(error).__name__}: {first}" if first else type(error).__name__
-    return first[:300]
+    first = (str(error).strip().splitlines() or [""])[0].strip()
+    kind = type(error).__name__ if isinstance(error, BaseException) else ""
+    return ": ".join(filter(None, [kind, first]))[:300]
+
+
+_COUNTS = (("complete", "complete"), ("pruned", "pruned"), ("fail", "failed"))
 
 
 def _field(obj: Any, name: str) -> Any:
@@ -122,23 +116,18 @@ class NotifierBase(Callback):
     ) -> str | None:
         """Finished (duration, best value and params or metrics, trial counts) or failed (the
         error); a group whose trials all failed is reported as failed."""
-        c = kw.get("counts") if isinstance(kw.get("counts"), Mapping) else None
-        all_failed = exception is None and bool(c and c.get("fail") and not c.get("complete"))
-        failed = exception is not None or all_failed
-        error = f"all {c['fail']} trials failed" if all_failed and c else format_error(exception)
-        best = kw.get("best_value") is not None or (
-            _field(config, "kind") == "group" and not failed
-        )
-        trials = None
-        if c is not None:
-            trials = f"{c.get('complete', 0)} complete, {c.get('pruned', 0)} pruned, {c.get('fail', 0)} failed"
+        c = kw["counts"] if isinstance(kw.get("counts"), Mapping) else {}
+        error = format_error(exception)
+        if not error and c.get("fail") and not c.get("complete"):
+            error = f"all {c['fail']} trials failed"
+        best = kw.get("best_value") is not None or (_field(config, "kind") == "group" and not error)
         return _lines(
-            _head(config, None, "failed" if failed else "finished", kw.get("duration")),
+            _head(config, None, "failed" if error else "finished", kw.get("duration")),
             error=error,
             best_value=best and format_value(kw.get("best_value")),
-            best_params=kw.get("best_params") and format_params(kw["best_params"]),
-            trials=trials,
-            metrics=kw.get("metrics") and format_params(kw["metrics"]),
+            best_params=kw.get("best_params") and format_value(kw["best_params"]),
+            trials=c and ", ".join(f"{c.get(k, 0)} {w}" for k, w in _COUNTS),
+            metrics=kw.get("metrics") and format_value(kw["metrics"]),
             run=kw.get("run_id"),
         )
 
@@ -147,7 +136,7 @@ class NotifierBase(Callback):
     ) -> str | None:
         """``"group 'svm': trial 3 started"`` and the sampled parameters."""
         params = sampled_params if sampled_params is not None else _field(trial, "params")
-        return _lines(_head(config, trial, "started"), params=params and format_params(params))
+        return _lines(_head(config, trial, "started"), params=params and format_value(params))
 
     def trial_end_message(
         self, config: Any, trial: Any, metric: Any = None, exception: Any = None, **kw: Any
@@ -155,13 +144,13 @@ class NotifierBase(Callback):
         """``"group 'svm': trial 3 finished in 2.1s"`` (or failed / pruned), value, params, error."""
         state = _field(trial, "state")
         state = str(getattr(state, "name", state) or "").upper()
-        failed = "FAIL" in state or exception is not None
         pruned = "PRUNED" in state or type(exception).__name__ == "TrialPruned"
+        failed = "FAIL" in state or exception is not None
         outcome = "pruned" if pruned else "failed" if failed else "finished"
         return _lines(
             _head(config, trial, outcome, kw.get("duration")),
             value=metric is not None and format_value(metric),
-            params=format_params(_field(trial, "params") or {}),
+            params=format_value(_field(trial, "params") or {}),
             error=outcome == "failed" and format_error(exception),
         )
 
@@ -185,8 +174,7 @@ class NotifierBase(Callback):
             return
         name, msg = type(self).__name__, None
         try:
-            msg = build(*args, **kwargs)
-            if msg:
+            if msg := build(*args, **kwargs):
                 self.send_message(msg)
                 self._failures = 0
         except Exception as exc:
