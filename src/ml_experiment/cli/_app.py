@@ -12,6 +12,7 @@ import typer
 from ml_experiment.cli._audit_cmd import audit_command, diff_command
 from ml_experiment.cli._outcome import Carrier, interrupted_code, report
 from ml_experiment.cli._report_cmd import report_command
+from ml_experiment.cli._reproduce_cmd import reproduce_command
 
 app = typer.Typer(
     name="ml-experiment",
@@ -24,6 +25,7 @@ app.command("report")(report_command)
 _PROCESS_ARGS: list[str] = []  # the command line, when this process is the command
 app.command("audit")(audit_command)
 app.command("diff")(diff_command)
+app.command("reproduce")(reproduce_command)
 
 
 def _opt(*names: str, help: str, **kw: Any) -> Any:

@@ -306,6 +306,7 @@ class GroupConfig(BaseJobConfig):
     resources_per_worker: ResourcesConfig = ResourcesConfig()
     ray_config: RayConfig = RayConfig()
     report: bool = True  # an HTML + PNG report at the end, logged to the parent run
+    replay: list[dict[str, Any]] = []  # recorded trials to re-run first: {params, seed, of}
 
     @field_validator("param_space", mode="before")
     @classmethod

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ml_experiment.config import MetricConfig
 from ml_experiment.exceptions import ConfigError
+from ml_experiment.execution.sweeper import ATTR_REPLAY_OF
 
 if TYPE_CHECKING:
     from ml_experiment._job import JobFunction
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 TAG_TRIAL = "ml_experiment.trial_number"
 TAG_STATE = "ml_experiment.trial_state"
 TAG_WORKER = "ml_experiment.worker"
+TAG_REPLAY_OF = "ml_experiment.replay_of"
 MLFLOW_STATUS = {"complete": "FINISHED", "fail": "FAILED", "pruned": "KILLED"}
 
 
@@ -85,6 +87,9 @@ def trial_record(
     tags: dict[str, Any] = {TAG_TRIAL: number, TAG_STATE: told.state}
     if result.pid:
         tags[TAG_WORKER] = result.pid
+    replay_of = told.frozen.user_attrs.get(ATTR_REPLAY_OF)
+    if replay_of is not None:
+        tags[TAG_REPLAY_OF] = replay_of
     if result.determinism is not None:
         from ml_experiment.execution._determinism import determinism_tags
 

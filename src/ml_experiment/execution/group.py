@@ -27,21 +27,21 @@ from ml_experiment.execution._group_parts import (
 )
 from ml_experiment.execution._invoke import bind_params
 from ml_experiment.execution._progress import GroupProgress
-from ml_experiment.execution._ray import ray_session, slots
+from ml_experiment.execution._ray import slots
 from ml_experiment.execution._signals import SafePointStop, interrupts_raise
+from ml_experiment.execution._startup import Phases, RayStart, load_data, parent_record
 from ml_experiment.execution._summary import group_summary, show
 from ml_experiment.execution._worker import TrialResult, TrialSpec
 from ml_experiment.execution._writer import BackgroundWriter
 from ml_experiment.execution.executor import RayExecutor
 from ml_experiment.execution.loop import run_trials
-from ml_experiment.execution.sweeper import Sweeper, Told
+from ml_experiment.execution.sweeper import ATTR_SEED, Sweeper, Told
 from ml_experiment.tracking.redact import redact_params
 
 if TYPE_CHECKING:
     import optuna
 
     from ml_experiment._job import JobFunction
-    from ml_experiment.tracking.record import RunRecord
 
 TAG_TRIAL = "ml_experiment.trial_number"
 
@@ -49,13 +49,14 @@ TAG_TRIAL = "ml_experiment.trial_number"
 class GroupRun:
     """Drives one group from start (or resume) to its outcome."""
 
-    def __init__(self, config: Any, job_fn: JobFunction, script: Path, *, resume: bool) -> None:
-        from ml_experiment.hpo import open_storage
-        from ml_experiment.tracking._mlflow import KnowledgeCenter, MLflowTracker
-        from ml_experiment.tracking.recorder import Recorder
-        from ml_experiment.tracking.redact import scrub, secret_values
+    def __init__(
+        self, config: Any, job_fn: JobFunction, script: Path, *, resume: bool, ray: RayStart
+    ) -> None:
+        from ml_experiment.tracking._mlflow import KnowledgeCenter
 
         self.config = config
+        self.ray = ray
+        self.phases = ray.phases
         self.job_fn = job_fn
         self.script = script.resolve()
         self.metrics = group_metrics(config, job_fn)
@@ -76,12 +77,24 @@ class GroupRun:
                 source=config.source,
                 field="name",
             )
+        # The input is checked: Ray comes up meanwhile (seconds), everything else needs no Ray.
+        ray.start()
+        self._prepare(config, job_fn, resume)
+
+    def _prepare(self, config: Any, job_fn: JobFunction, resume: bool) -> None:
+        from ml_experiment.hpo import open_storage
+        from ml_experiment.tracking._mlflow import MLflowTracker
+        from ml_experiment.tracking.recorder import Recorder
+        from ml_experiment.tracking.redact import scrub, secret_values
+
         self.callbacks = CallbackDispatcher.for_job(config, job_fn)
         secrets = [*self.callbacks.secrets(), *secret_values(config.params)]
-        self.recorder = Recorder(MLflowTracker(self.kc), secrets=secrets)
-        # A deleted name, or an experiment's, is bad input before a study is created.
-        self.recorder.tracker.experiment_id(config.name, "group")
+        with self.phases.span("store"):
+            self.recorder = Recorder(MLflowTracker(self.kc), secrets=secrets)
+            # A deleted name, or an experiment's, is bad input before a study is created.
+            self.recorder.tracker.experiment_id(config.name, "group")
         self.storage_path = str(self.kc.studies_path)
+        self.phases.begin("study")
         self.sweeper = Sweeper(
             name=config.name,
             storage=open_storage(self.storage_path),
@@ -93,8 +106,11 @@ class GroupRun:
             resume=resume,
             source=config.source,
             scrub=lambda text: scrub(text, secrets),
+            replay=config.replay,
         )
-        self.parent = self._parent_record()
+        self.phases.end("study")
+        with self.phases.span("capture"):
+            self.parent = parent_record(self)
         self.counts = self.sweeper.counts()
         self.failures: list[tuple[int, str]] = []
         self.data: dict[str, str] = {}
@@ -104,42 +120,6 @@ class GroupRun:
         self.writer = BackgroundWriter()
 
     # -- the parent run -----------------------------------------------------------------------
-    def _parent_record(self) -> RunRecord:
-        from ml_experiment.tracking._capture import capture_context
-        from ml_experiment.tracking.record import TAG_FUNCTION, TAG_KIND, RunRecord
-
-        record = RunRecord(
-            experiment=self.config.name,
-            name=self.sweeper.study_name,
-            run_id=self.sweeper.parent_run_id,
-            tags={
-                TAG_KIND: "group",
-                TAG_FUNCTION: self.job_fn.name,
-                "ml_experiment.study": self.sweeper.study_name,
-                "ml_experiment.study_storage": self.storage_path,
-            },
-        )
-        if record.run_id is not None:  # resumed: the run has its params and context already
-            return record
-        record.params = {
-            **self.fixed,
-            **{f"param_space.{k}": str(v) for k, v in self.flat.items()},
-            "num_trials": self.config.num_trials,
-            "sampler": self.config.sampler,
-            "pruner": self.config.pruner,
-            "metric": ", ".join(f"{m.name} ({m.direction})" for m in self.metrics),
-            "timeout_per_trial": self.config.timeout_per_trial,
-            "seed": self.config.seed,
-        }
-        record.params = {k: v for k, v in record.params.items() if v is not None}
-        capture_context(
-            record,
-            resolved_config=self.config.resolved_dict(),
-            source_file=str(self.script),
-            system_info=self.job_fn.options.log_system_info,
-        )
-        return record
-
     def _start_parent(self) -> None:
         if self.parent.run_id is None:
             self.sweeper.set_parent_run_id(self.recorder.start(self.parent))
@@ -157,15 +137,18 @@ class GroupRun:
             console_path = Path(tmp) / "console.log"
             try:
                 with interrupts_raise(self._interrupted_message()):
-                    self._start_parent()
-                    with ConsoleCapture(console_path), ray_session(self.config):
+                    with self.phases.span("parent_run"):
+                        self._start_parent()
+                    with ConsoleCapture(console_path):
                         self._run_trials()
             except BaseException as exc:
                 error = exc
             finally:
+                self.ray.release()  # Ray shuts down while the group's end is written
                 if console_path.exists():
                     self.parent.console = console_path.read_text("utf-8", errors="replace")
-        return self._finish(error)
+        with self.phases.span("finish"):
+            return self._finish(error)
 
     def _run_trials(self) -> None:
         if self.sweeper.resumed:
@@ -179,8 +162,16 @@ class GroupRun:
             for told in self.sweeper.recover(recorded):
                 self._record(told, self._recorded_params(told), TrialResult(told.state))
             self.counts = self.sweeper.counts()
+        with self.phases.span("data"):
+            data = load_data(self)
+        with self.phases.span("ray_wait"):
+            self.ray.ready()
         executor = RayExecutor(self.config, slots(self.config))
-        self.data_ref = self._share_data()
+        if data is not None:
+            import ray
+
+            self.data_ref = [ray.put(data[0])]
+            del data  # the object store holds the only copy from here on
         done = sum(self.counts.values())
         self.progress.start(done, self.counts)
         self.callbacks(
@@ -190,23 +181,10 @@ class GroupRun:
             with self.stop:
                 run_trials(self.sweeper, executor, self, self.config.num_trials - done)
         finally:
+            self.phases.mark("trials_end")
             self.progress.stop()
-            self.writer.close()  # every told trial reaches MLflow before the group ends
-
-    def _share_data(self) -> list[Any] | None:
-        loader = self.job_fn.options.data_loader
-        if loader is None:
-            return None
-        import ray
-
-        from ml_experiment.tracking.fingerprint import fingerprint
-
-        data = loader._compute()
-        self.data = {loader.__name__: fingerprint(data)}
-        self.parent.data.update(self.data)
-        ref = ray.put(data)
-        del data  # the object store holds the only copy from here on
-        return [ref]
+            with self.phases.span("records"):
+                self.writer.close()  # every told trial reaches MLflow before the group ends
 
     # -- the loop's hooks ---------------------------------------------------------------------
     def user_params(self, flat_values: dict[str, Any]) -> dict[str, Any]:
@@ -239,7 +217,9 @@ class GroupRun:
             fn_name=self.job_fn.name,
             number=trial.number,
             params=self.user_params(trial.params),
-            seed=derive_seed(seed, trial.number) if seed is not None else None,
+            seed=trial.user_attrs.get(
+                ATTR_SEED, derive_seed(seed, trial.number) if seed is not None else None
+            ),
             study_name=self.sweeper.study_name,
             storage_path=self.storage_path,
             pruner=self.config.pruner,
@@ -251,6 +231,8 @@ class GroupRun:
         )
 
     def dispatched(self, trial: optuna.Trial, spec: TrialSpec) -> None:
+        if "first_dispatch" not in self.phases.spans:
+            self.phases.mark("first_dispatch")
         self.callbacks(
             "on_trial_start", config=self.config, trial=trial, sampled_params=spec.params
         )
@@ -392,4 +374,12 @@ def run_group(
     config: Any, job_fn: JobFunction, *, script: Path, resume: bool = False
 ) -> GroupOutcome:
     """Run (or with ``resume`` continue) the group described by ``config``."""
-    return GroupRun(config, job_fn, script, resume=resume).run()
+    phases = Phases()
+    phases.mark("group")
+    ray = RayStart(config, phases)
+    try:
+        return GroupRun(config, job_fn, script, resume=resume, ray=ray).run()
+    finally:
+        ray.close()  # at once if the group ended normally: it shut down while the end was written
+        phases.mark("end")
+        phases.write()

@@ -23,6 +23,8 @@ ATTR_FINISHED = "ml_experiment.finished"
 ATTR_INTERRUPTED = "ml_experiment.interrupted"
 ATTR_ERROR = "ml_experiment.error"
 ATTR_RERUN_OF = "ml_experiment.rerun_of"
+ATTR_SEED = "ml_experiment.seed"  # a trial's own seed (a replayed trial keeps its original one)
+ATTR_REPLAY_OF = "ml_experiment.replay_of"  # the trial number a replayed trial re-runs
 STATES = ("complete", "fail", "pruned")
 
 
@@ -68,6 +70,7 @@ class Sweeper:
         resume: bool = False,
         source: Any = None,
         scrub: Callable[[str], str] = str,
+        replay: list[dict[str, Any]] | None = None,
     ) -> None:
         import optuna
 
@@ -103,6 +106,10 @@ class Sweeper:
             directions=[m.direction for m in metrics],
             load_if_exists=self.resumed,
         )
+        # Exact parameters and seeds of recorded trials (``ml-experiment reproduce``).
+        for trial in [] if self.resumed else replay or []:
+            attrs = {ATTR_SEED: trial.get("seed"), ATTR_REPLAY_OF: trial.get("of")}
+            self.study.enqueue_trial(trial["params"], user_attrs=attrs)
         self.best_value: float | None = None
 
     def _load(self) -> optuna.Study:
