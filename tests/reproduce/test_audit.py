@@ -242,12 +242,8 @@ def test_unknown_run_and_missing_store_are_bad_input(workdir: Path) -> None:
 
 @pytest.mark.slow
 def test_audit_command(workdir: Path, git_env: None) -> None:
-    project(workdir)
-    res = run_cli("run", "job.json", cwd=workdir)
-    assert res.returncode == 0, res.stderr
+    run_id = run(project(workdir))
     c = client(workdir)
-    (r,) = c.search_runs([c.get_experiment_by_name("audited").experiment_id])
-    run_id = r.info.run_id
 
     res = run_cli("audit", run_id, cwd=workdir)
     assert res.returncode == 0, res.stderr
