@@ -8,11 +8,19 @@ No public API does these things (or does them far slower):
   most of a group's per-trial time. It uses the store's own engine and table definitions, after
   MLflow's own validation. ``tests/tracking/test_onewrite.py`` compares it field by field with
   the public path.
+- MLflow: a new SQLite store's schema made by MLflow's own ``_initialize_tables`` (its initial
+  tables and every Alembic migration, as ``MlflowClient`` does on an empty file) on an in-memory
+  database, then copied into a new file with SQLite's backup API and moved into place
+  (``create_sqlite_store``). MLflow runs its ~60 migrations on the file itself, one transaction
+  and one sync each; in memory it costs the Python alone, and the store appears whole or not at
+  all. MLflow offers no way to create the schema at its head revision directly (its ORM
+  models alone do not even compile to valid SQLite DDL). ``tests/tracking/test_store_create.py``
+  opens such a store with a stock ``MlflowClient`` and ``mlflow server``.
 - Optuna: a live ``optuna.Trial`` for a trial created elsewhere (a worker reporting intermediate
   values to the pruner). ``optuna.Trial`` is exported; its docs discourage, but do not forbid,
   calling its constructor, and no other way exists, so it has no fallback.
 
-The MLflow write runs only on the versions in :data:`TESTED` (the range ``pyproject.toml``
+The MLflow paths run only on the versions in :data:`TESTED` (the range ``pyproject.toml``
 allows, which the suite runs on; ``tests/test_private.py`` checks both agree); elsewhere, or on a
 ``TypeError``/``AttributeError``/SQL error from the private path, the caller warns once
 (:func:`warn_once`) and takes the public path.
@@ -23,9 +31,11 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import math
+import os
 import uuid
 import warnings
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 # Library -> (lowest tested, first untested) release, as "major.minor".
@@ -227,3 +237,45 @@ def write_run(
             if rows:
                 session.execute(model.__table__.insert(), rows)
     return run_id
+
+
+def create_sqlite_store(db: Path) -> bool:
+    """Make the empty MLflow store ``db`` (absent or 0 bytes) at MLflow's current schema.
+
+    Returns ``False`` where this is not possible here (untested MLflow, changed internals): the
+    caller lets ``MlflowClient`` create it as usual. The caller holds the store's lock.
+    """
+    if not supported("mlflow"):
+        return False
+    import sqlite3
+
+    tmp = db.with_name(f".{db.name}.new-{uuid.uuid4().hex[:8]}")
+    try:
+        import sqlalchemy
+        from mlflow.store.db import utils
+        from sqlalchemy.pool import StaticPool
+
+        engine = sqlalchemy.create_engine("sqlite://", poolclass=StaticPool)
+        try:
+            utils._initialize_tables(engine)
+            head = utils._get_latest_schema_revision()
+            if utils._get_schema_version(engine) != head:
+                raise KeyError(f"schema not at head {head}")
+            raw = engine.raw_connection()
+            try:
+                target = sqlite3.connect(tmp)
+                try:
+                    raw.driver_connection.backup(target)  # type: ignore[union-attr]
+                finally:
+                    target.close()
+            finally:
+                raw.close()
+        finally:
+            engine.dispose()
+        os.replace(tmp, db)
+        return True
+    except Exception as exc:  # the stock path below creates it, or says what is wrong
+        warn_once("mlflow-create", f"MLflow's schema creation changed ({exc!r}); using its default")
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -171,7 +171,13 @@ def open_client(kc: KnowledgeCenter) -> MlflowClient:
     try:
         with lock:
             _repair(db)
-            # The client builds its store here: tables are created and migrated under the lock.
+            if not db.exists() or db.stat().st_size == 0:
+                from ml_experiment import _private
+
+                # MLflow's own schema, made in memory and moved into place whole.
+                _private.create_sqlite_store(db)
+            # The client builds its store here: tables are created and migrated under the lock
+            # (unless made above), the default experiment added.
             client = MlflowClient(tracking_uri=kc.tracking_uri)
     except Timeout as exc:
         raise TrackingError(
