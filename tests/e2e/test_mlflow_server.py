@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import EXAMPLES, artifact_paths, artifact_text, run_cli, write
+from tests.conftest import (
+    EXAMPLES,
+    artifact_paths,
+    artifact_text,
+    free_port,
+    run_cli,
+    stop_process,
+    wait_healthy,
+    write,
+)
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _listening_on(port: int) -> set[str]:
@@ -33,52 +31,6 @@ def _listening_on(port: int) -> set[str]:
         for c in psutil.net_connections(kind="inet")
         if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
     }
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail("server did not become healthy")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    except ProcessLookupError:
-        pass
-
-
-@pytest.fixture
-def mlflow_server(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    store = tmp_path / "server"
-    store.mkdir()
-    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--workers", "1", "--backend-store-uri", f"sqlite:///{store / 'kc.db'}"]
-    cmd += ["--artifacts-destination", str(store / "artifacts")]
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    proc = subprocess.Popen(
-        cmd, cwd=store, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc)
-        yield url
-    finally:
-        _stop(proc)
 
 
 def test_experiment_and_group_on_a_tracking_server(mlflow_server: str, tmp_path: Path) -> None:
@@ -133,7 +85,7 @@ def test_ui_serves_the_knowledge_center_on_loopback(tmp_path: Path) -> None:
     )
     write(tmp_path / "e.yaml", "name: for-ui\nrun: [t.py]\n")
     assert run_cli("run", "e.yaml", cwd=tmp_path).returncode == 0
-    port = _free_port()
+    port = free_port()
     cli = str(Path(sys.executable).parent / "ml-experiment")
     proc = subprocess.Popen(
         [cli, "ui", "--port", str(port)], cwd=tmp_path, stdout=subprocess.PIPE,
@@ -141,7 +93,7 @@ def test_ui_serves_the_knowledge_center_on_loopback(tmp_path: Path) -> None:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, proc)
+        wait_healthy(url, proc)
         req = urllib.request.Request(
             f"{url}/api/2.0/mlflow/experiments/get-by-name?experiment_name=for-ui"
         )
@@ -149,4 +101,4 @@ def test_ui_serves_the_knowledge_center_on_loopback(tmp_path: Path) -> None:
             assert b"for-ui" in r.read()
         assert _listening_on(port) == {"127.0.0.1"}
     finally:
-        _stop(proc)
+        stop_process(proc)
