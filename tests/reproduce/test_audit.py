@@ -270,3 +270,46 @@ def test_audit_command(workdir: Path, git_env: None) -> None:
         f"sqlite:///{workdir / 'mlruns.db'}"
     ]
     assert dump(workdir / "mlruns.db") == before  # opening the store may touch pages, not rows
+
+
+@pytest.mark.slow
+def test_group_trial_is_graded_with_its_parents_record(
+    workdir: Path, git_env: None, ray_local: None
+) -> None:
+    from ml_experiment.config import load_config
+    from ml_experiment.execution import run_job
+
+    write(
+        workdir / "obj.py",
+        "from ml_experiment import job\n@job\ndef main(x=0.0):\n    return {'val_y': x * x}\n",
+    )
+    job = {
+        "name": "audited-group",
+        "kind": "group",
+        "report": False,
+        "num_trials": 2,
+        "sampler": "random",
+        "seed": 5,
+        "param_space": {"x": "uniform(-1, 1)"},
+        "metric": {"name": "val_y", "direction": "minimize"},
+        "run": ["obj.py"],
+    }
+    (workdir / "g.json").write_text(json.dumps(job))
+    parent = str(run_job(load_config(workdir / "g.json"))[0].run_id)
+    c = client(workdir)
+    trial = c.search_runs(
+        [c.get_run(parent).info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent}'",
+    )[0].info.run_id
+
+    items = {i.name: i for i in audit_run(parent, store=False).items}
+    assert items["stochasticity"].grade == "PASS"
+    assert "the group's seed = 5" in items["stochasticity"].evidence
+    assert items["code version"].grade == "PASS"  # the snapshot, on the parent
+
+    items = {i.name: i for i in audit_run(trial, store=False).items}
+    on_parent = f"(on the parent run {parent})"
+    for name in ("code version", "parameters", "hardware"):
+        assert items[name].grade == "PASS" and items[name].evidence.endswith(on_parent), name
+    assert items["software environment"].grade == expected_software()
+    assert items["stochasticity"].grade == "PASS" and "seed = " in items["stochasticity"].evidence

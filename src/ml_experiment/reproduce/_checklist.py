@@ -10,6 +10,7 @@ from ml_experiment.tracking.record import (
     SNAPSHOT_DIR,
     TAG_DETERMINISTIC,
     TAG_DETERMINISTIC_APPLIED,
+    TAG_KIND,
     TAG_REPRODUCED_BY,
     TAG_REPRODUCES,
     TAG_SNAPSHOT,
@@ -36,9 +37,20 @@ class Item:
     fix: str = ""
 
 
+# The record's parts each item reads (to name the parent run a trial's part came from).
+_PARTS = {
+    "dataset": {"data", "data_files"},
+    "code version": {"code"},
+    "parameters": {"config"},
+    "stochasticity": {"deterministic"},
+    "software environment": {"requirements", "python", "environment"},
+    "hardware": {"hardware", "numerics"},
+}
+
+
 def grade_all(v: RunView) -> list[Item]:
     """Every item of the checklist, in the order of SPEC section 5."""
-    return [
+    items = [
         _dataset(v),
         _code(v),
         _parameters(v),
@@ -49,6 +61,10 @@ def grade_all(v: RunView) -> list[Item]:
         _logs(v),
         _reproduction(v),
     ]
+    for item in items:
+        if _PARTS.get(item.name, set()) & set(v.inherited):
+            item.evidence += f" (on the parent run {v.record.parent_run_id})"
+    return items
 
 
 def _short(value: str, n: int = 12) -> str:
@@ -155,8 +171,10 @@ def _parameters(v: RunView) -> Item:
             f"{len(params)} param(s); no job file ({TEXT_FILES['config']})",
             f"a re-run must rebuild the job: {_OURS}",
         )
-    given = config.get("params")
-    wanted = given if isinstance(given, dict) else {}
+    given, space = config.get("params"), config.get("param_space")
+    wanted = list(given) if isinstance(given, dict) else []
+    if v.record.parent_run_id and isinstance(space, dict):
+        wanted += list(space)  # a trial: also every searched value
     missing = sorted(k for k in wanted if str(k) not in params)
     if missing:
         return Item(
@@ -221,9 +239,14 @@ def _stochasticity(v: RunView) -> Item:
     evidence = ", ".join(f"{k} = {_short(x, 20)}" for k, x in [*captured.items()])
     if job_seed is not None:
         evidence = f"seed = {job_seed}" + (f"; {evidence}" if evidence else "")
+    group_seed = (v.record.config or {}).get("seed")
+    if tags.get(TAG_KIND) == "group" and job_seed is None and group_seed is not None:
+        # A group's parent seeds nothing itself: its sampler and trial seeds derive from it.
+        job_seed = str(group_seed)
+        evidence = f"the group's seed = {job_seed} ({TEXT_FILES['config']}), trial seeds derive"
     if det is not None:
         evidence += f"; {TAG_DETERMINISTIC} = {det}" + (f" ({applied})" if applied else "")
-    if not seeds:
+    if job_seed is None and not seeds:
         as_param = [k for k in v.record.params if k.lower() in _SEED_PARAMS]
         if as_param:
             return Item(

@@ -221,8 +221,8 @@ def _snapshot_diff(a: RunView, b: RunView) -> str:
     files_b = {n.removeprefix(prefix): n for n in b.snapshot_files}
     out: list[str] = []
     for rel in sorted(set(files_a) | set(files_b)):
-        ta = read_artifact(client, a.run_id, files_a[rel]) if rel in files_a else ""
-        tb = read_artifact(client, b.run_id, files_b[rel]) if rel in files_b else ""
+        ta = read_artifact(client, a.code_run_id, files_a[rel]) if rel in files_a else ""
+        tb = read_artifact(client, b.code_run_id, files_b[rel]) if rel in files_b else ""
         if ta != tb:
             out.append(_unified(ta, tb, f"{a.run_id[:8]}/{rel}", f"{b.run_id[:8]}/{rel}"))
     return "".join(out)

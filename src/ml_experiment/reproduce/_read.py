@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from ml_experiment.exceptions import ConfigError
-from ml_experiment.tracking.record import SNAPSHOT_DIR, TEXT_FILES, RunRecord
+from ml_experiment.tracking.record import (
+    SNAPSHOT_DIR,
+    TAG_DETERMINISTIC,
+    TAG_DETERMINISTIC_APPLIED,
+    TAG_SNAPSHOT,
+    TEXT_FILES,
+    RunRecord,
+)
 
 # Files of the record that RunRecord.load lists but does not parse.
 _EXTRA_FILES = ("numerics", "data_files", "code_manifest")
@@ -19,7 +26,11 @@ _ORIGIN = re.compile(r"^(?P<name>[^=\s#]+)==(?P<version>\S+)(?:\s+#\s*from\s+(?P
 
 @dataclass
 class RunView:
-    """One run, read once: its record, every artifact's name, and the parsed extra files."""
+    """One run, read once: its record, every artifact's name, and the parsed extra files.
+
+    A group's trial keeps its code, environment, hardware and job file on its parent run: those
+    parts are taken from the parent and named in ``inherited``.
+    """
 
     record: RunRecord
     tracking_uri: str
@@ -28,14 +39,13 @@ class RunView:
     data_files: dict[str, Any] | None = None
     code_manifest: Any = None
     datasets: list[dict[str, str]] = field(default_factory=list)  # MLflow dataset inputs
+    snapshot_files: list[str] = field(default_factory=list)  # artifacts of ``code_run_id``
+    code_run_id: str = ""
+    inherited: list[str] = field(default_factory=list)
 
     @property
     def run_id(self) -> str:
         return str(self.record.run_id)
-
-    @property
-    def snapshot_files(self) -> list[str]:
-        return [n for n in self.artifact_names if n.startswith(SNAPSHOT_DIR + "/")]
 
 
 def quiet_mlflow() -> None:
@@ -70,9 +80,22 @@ def load_view(run_id: str, tracking_uri: str | None) -> RunView:
         ConfigError: no such knowledge center, or no run ``run_id`` in it.
     """
     client, uri = open_client(tracking_uri)
+    view = _load_one(client, uri, run_id)
+    parent_id = view.record.parent_run_id
+    if parent_id:
+        try:
+            parent = _load_one(client, uri, parent_id)
+        except ConfigError:  # the parent run was deleted: grade what the trial has
+            return view
+        _inherit(view, parent)
+    return view
+
+
+def _load_one(client: Any, uri: str, run_id: str) -> RunView:
     record = RunRecord.load(run_id, tracking_uri=uri)
     names = _artifact_names(client, run_id)
-    view = RunView(record=record, tracking_uri=uri, artifact_names=names)
+    view = RunView(record=record, tracking_uri=uri, artifact_names=names, code_run_id=run_id)
+    view.snapshot_files = [n for n in names if n.startswith(SNAPSHOT_DIR + "/")]
     for part in _EXTRA_FILES:
         if hasattr(record, part):  # a RunRecord that parses the part itself
             setattr(view, part, getattr(record, part) or None)
@@ -86,6 +109,31 @@ def load_view(run_id: str, tracking_uri: str | None) -> RunView:
     for d in getattr(run.inputs, "dataset_inputs", None) or []:
         view.datasets.append({"name": d.dataset.name, "digest": d.dataset.digest})
     return view
+
+
+def _inherit(view: RunView, parent: RunView) -> None:
+    """Fill the parts a trial leaves to its parent run."""
+    rec, prec = view.record, parent.record
+    own_code = rec.code.get("commit") or view.snapshot_files
+    if not own_code and (prec.code.get("commit") or parent.snapshot_files):
+        rec.code = {**prec.code, **rec.code}
+        view.snapshot_files, view.code_run_id = parent.snapshot_files, parent.code_run_id
+        view.code_manifest = view.code_manifest or parent.code_manifest
+        if TAG_SNAPSHOT in prec.tags:
+            rec.tags.setdefault(TAG_SNAPSHOT, prec.tags[TAG_SNAPSHOT])
+        view.inherited.append("code")
+    for part in ("config", "requirements", "python", "hardware", "environment", "data"):
+        if not getattr(rec, part) and getattr(prec, part):
+            setattr(rec, part, getattr(prec, part))
+            view.inherited.append(part)
+    for part in ("numerics", "data_files"):
+        if getattr(view, part) is None and getattr(parent, part) is not None:
+            setattr(view, part, getattr(parent, part))
+            view.inherited.append(part)
+    for tag in (TAG_DETERMINISTIC, TAG_DETERMINISTIC_APPLIED):
+        if tag not in rec.tags and tag in prec.tags:
+            rec.tags[tag] = prec.tags[tag]
+            view.inherited.append("deterministic")
 
 
 def read_artifact(client: Any, run_id: str, path: str) -> str:
