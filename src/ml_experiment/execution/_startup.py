@@ -1,0 +1,208 @@
+"""A group's fixed costs: Ray starts on a thread of its own while the driver does everything else.
+
+A local ``ray.init`` takes seconds, mostly waiting on the processes it starts (GCS, API server,
+raylet), and needs nothing the driver prepares; MLflow's import and store, the study, the parent
+run and the DataLoader need nothing of Ray. So Ray comes up on :class:`RayStart`'s thread while
+the driver does the rest, and the first trial is dispatched once both are ready.
+
+The thread lives as long as the Ray session: Ray starts its local processes with
+``PR_SET_PDEATHSIG``, which fires when the *thread* that started them ends, so it also runs
+``ray.shutdown``. :class:`Phases` records when each part ran (``ML_EXPERIMENT_TIMINGS=<file>``
+writes them as JSON; the benchmarks read that).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from ml_experiment.execution._ray import ray_session
+
+if TYPE_CHECKING:
+    from ml_experiment.tracking.record import RunRecord
+
+TIMINGS_ENV = "ML_EXPERIMENT_TIMINGS"
+
+
+class Phases:
+    """Wall-clock start and end (epoch seconds) of each named part of a group, in order."""
+
+    def __init__(self) -> None:
+        self.spans: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def begin(self, name: str) -> None:
+        with self._lock:
+            self.spans[name] = [time.time(), float("nan")]
+
+    def end(self, name: str) -> None:
+        with self._lock:
+            if name in self.spans:
+                self.spans[name][1] = time.time()
+
+    @contextlib.contextmanager
+    def span(self, name: str) -> Iterator[None]:
+        self.begin(name)
+        try:
+            yield
+        finally:
+            self.end(name)
+
+    def mark(self, name: str) -> None:
+        """An instant (start = end)."""
+        now = time.time()
+        with self._lock:
+            self.spans[name] = [now, now]
+
+    def write(self) -> None:
+        """To the file named by ``ML_EXPERIMENT_TIMINGS``, if set (never fails the group)."""
+        path = os.environ.get(TIMINGS_ENV)
+        if not path:
+            return
+        with self._lock:
+            data = {k: v for k, v in self.spans.items()}
+        with contextlib.suppress(OSError), open(path, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1)
+
+
+class RayStart:
+    """``ray_session(config)`` entered and left on a thread of its own.
+
+    ``start()`` returns at once; ``ready()`` waits until Ray is up and raises what starting it
+    raised; ``release()`` lets the thread shut Ray down (in the background) and ``close()``
+    waits for that. With a Ray session already open in this process nothing is started.
+    """
+
+    def __init__(self, config: Any, phases: Phases | None = None) -> None:
+        self.config = config
+        self.phases = phases or Phases()
+        self._up = threading.Event()
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._shutdown_error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._inline: contextlib.ExitStack | None = None
+
+    def start(self) -> None:
+        if self._thread is not None or self._inline is not None:
+            return
+        ray = sys.modules.get("ray")
+        if ray is not None and ray.is_initialized():  # a session of the caller's: use it
+            self._inline = contextlib.ExitStack()
+            self._inline.enter_context(ray_session(self.config))
+            self._up.set()
+            return
+        self._thread = threading.Thread(target=self._own, name="ml-experiment-ray", daemon=True)
+        self._thread.start()
+
+    def _own(self) -> None:
+        self.phases.begin("ray_start")
+        session = None
+        for attempt in (1, 2):
+            session = ray_session(self.config)
+            try:
+                session.__enter__()
+                break
+            except BaseException as exc:
+                session = None
+                # Two threads importing modules that import each other: Python refuses one
+                # ("deadlock detected by _ModuleLock"); the other has finished by now.
+                if attempt == 1 and "deadlock detected" in str(exc):
+                    continue
+                self._error = exc
+        self.phases.end("ray_start")
+        self._up.set()
+        if session is None:
+            return
+        self._stop.wait()
+        self.phases.begin("ray_shutdown")
+        try:
+            session.__exit__(None, None, None)
+        except BaseException as exc:
+            self._shutdown_error = exc
+        finally:
+            self.phases.end("ray_shutdown")
+
+    def ready(self) -> None:
+        """Wait for Ray; raise the error that starting it raised."""
+        if self._thread is None and self._inline is None:
+            self.start()
+        self._up.wait()
+        if self._error is not None:
+            raise self._error
+
+    def release(self) -> None:
+        """Let Ray shut down in the background (the trials are over and told)."""
+        self._stop.set()
+
+    def close(self) -> None:
+        """Shut Ray down and wait for it (and for a start still under way)."""
+        self._stop.set()
+        if self._inline is not None:
+            inline, self._inline = self._inline, None
+            inline.close()
+        if self._thread is not None:
+            thread, self._thread = self._thread, None
+            thread.join()
+        if self._shutdown_error is not None:
+            error, self._shutdown_error = self._shutdown_error, None
+            # The group's outcome is recorded and shown by now: say so, do not fail it.
+            print(f"warning: Ray did not shut down cleanly: {error}", file=sys.stderr)
+
+
+def parent_record(group: Any) -> RunRecord:
+    """The group's parent run as it starts: its tags, params and context (code, environment)."""
+    from ml_experiment.tracking._capture import capture_context
+    from ml_experiment.tracking.record import TAG_FUNCTION, TAG_KIND, RunRecord
+
+    config, sweeper = group.config, group.sweeper
+    record = RunRecord(
+        experiment=config.name,
+        name=sweeper.study_name,
+        run_id=sweeper.parent_run_id,
+        tags={
+            TAG_KIND: "group",
+            TAG_FUNCTION: group.job_fn.name,
+            "ml_experiment.study": sweeper.study_name,
+            "ml_experiment.study_storage": group.storage_path,
+        },
+    )
+    if record.run_id is not None:  # resumed: the run has its params and context already
+        return record
+    params = {
+        **group.fixed,
+        **{f"param_space.{k}": str(v) for k, v in group.flat.items()},
+        "num_trials": config.num_trials,
+        "sampler": config.sampler,
+        "pruner": config.pruner,
+        "metric": ", ".join(f"{m.name} ({m.direction})" for m in group.metrics),
+        "timeout_per_trial": config.timeout_per_trial,
+        "seed": config.seed,
+    }
+    record.params = {k: v for k, v in params.items() if v is not None}
+    capture_context(
+        record,
+        resolved_config=config.resolved_dict(),
+        source_file=str(group.script),
+        system_info=group.job_fn.options.log_system_info,
+    )
+    return record
+
+
+def load_data(group: Any) -> tuple[Any] | None:
+    """The DataLoader's data (computed before Ray is needed), its fingerprint on the parent run."""
+    loader = group.job_fn.options.data_loader
+    if loader is None:
+        return None
+    from ml_experiment.tracking.fingerprint import fingerprint
+
+    data = loader._compute()
+    group.data = {loader.__name__: fingerprint(data)}
+    group.parent.data.update(group.data)
+    return (data,)
