@@ -50,17 +50,8 @@ _PARTS = {
 
 def grade_all(v: RunView) -> list[Item]:
     """Every item of the checklist, in the order of SPEC section 5."""
-    items = [
-        _dataset(v),
-        _code(v),
-        _parameters(v),
-        _evaluation(v),
-        _stochasticity(v),
-        _software(v),
-        _hardware(v),
-        _logs(v),
-        _reproduction(v),
-    ]
+    graders = (_dataset, _code, _parameters, _evaluation, _stochasticity, _software, _hardware)
+    items = [grade(v) for grade in (*graders, _logs, _reproduction)]
     for item in items:
         if _PARTS.get(item.name, set()) & set(v.inherited):
             item.evidence += f" (on the parent run {v.record.parent_run_id})"
