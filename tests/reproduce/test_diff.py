@@ -114,6 +114,38 @@ def test_code_states_differ(workdir: Path) -> None:
     assert "job.json" not in diff.code_diff
 
 
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_code_diff_of_two_commits_and_a_patch(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(workdir))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for var in ("GIT_AUTHOR", "GIT_COMMITTER"):
+        monkeypatch.setenv(f"{var}_NAME", "Test")
+        monkeypatch.setenv(f"{var}_EMAIL", "test@example.com")
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=workdir, check=True, capture_output=True)
+
+    path = job_file(workdir)
+    git("init", "-q", "-b", "main")
+    git("add", "train.py", "job.json")
+    git("commit", "-q", "-m", "v1")
+    a = run(path)
+    write(workdir / "train.py", SCRIPT.replace("> -1", "> -2"))
+    git("commit", "-q", "-am", "v2")
+    with (workdir / "train.py").open("a") as f:
+        f.write("# not committed\n")
+    b = run(path)
+
+    diff = diff_runs(a, b)
+    rows = {(r.section, r.key): r for r in diff.rows}
+    assert not rows["code", "commit"].same and rows["code", "dirty"].b == "true"
+    assert '-    return {"score": float(np.random.rand() > -1)}' in diff.code_diff  # git diff
+    assert f"+++ {b[:8]}/code/uncommitted.patch" in diff.code_diff
+    assert "++# not committed" in diff.code_diff  # the patch's own added line, added
+
+
 def test_bad_input(workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     from ml_experiment.config import load_config
     from ml_experiment.execution import run_job
