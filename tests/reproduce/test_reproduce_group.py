@@ -40,6 +40,7 @@ def test_group_trials_replay_and_the_search_repeats(tmp_path: Path, client_at) -
         "resources_per_worker": {"cpu": 1},
         "ray_config": {"num_cpus": 2},
         "report": False,
+        "deterministic": True,
         "run": ["noisy.py"],
     }
     write(root / "group.json", json.dumps(group))
@@ -50,6 +51,11 @@ def test_group_trials_replay_and_the_search_repeats(tmp_path: Path, client_at) -
     c = client_at(root)
     (parent,) = [r for r in all_runs(c, "noisy") if "mlflow.parentRunId" not in r.data.tags]
     best = parent.data.tags["best_trial_number"]
+    assert parent.data.tags["ml_experiment.deterministic"] == "true"
+    trials = [r for r in all_runs(c, "noisy") if "mlflow.parentRunId" in r.data.tags]
+    for trial in trials:  # applied in every worker, before each trial
+        applied = trial.data.tags["ml_experiment.deterministic.applied"]
+        assert applied.startswith("PYTHONHASHSEED=0, CUBLAS_WORKSPACE_CONFIG=:4096:8, torch.")
 
     res = run_cli("reproduce", parent.info.run_id, cwd=root)
     assert res.returncode == 0, res.stdout + res.stderr
