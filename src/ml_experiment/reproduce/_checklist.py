@@ -19,7 +19,7 @@ from ml_experiment.tracking.record import (
 )
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
-_OURS = "run it with ml-experiment (@job + `ml-experiment run`), which records it"
+_OURS = "ml-experiment records it (@job and `ml-experiment run`)"
 _OWN_METRICS = {"duration_s"}  # written by ml-experiment itself, not an evaluation
 _SEED_PARAMS = ("seed", "random_state", "random_seed", "rng_seed")
 _NONDETERMINISTIC = ("seed.torch", "seed.tensorflow", "seed.keras")
@@ -116,7 +116,7 @@ def _code(v: RunView) -> Item:
             "code version",
             WARN,
             f"{where}, no {CODE_TAGS['dirty']} tag: uncommitted changes unknown",
-            f"commit before running, or {_OURS} with the patch of uncommitted changes",
+            "commit before running (ml-experiment records uncommitted changes as a patch)",
         )
     snapshot = tags.get(TAG_SNAPSHOT)
     if snapshot or v.snapshot_files:
@@ -154,7 +154,7 @@ def _parameters(v: RunView) -> Item:
                 "parameters",
                 WARN,
                 f"no params and no job file ({TEXT_FILES['config']})",
-                f"log every effective value as a param ({_OURS})",
+                f"log every effective value as a param: {_OURS}",
             )
         return Item(
             "parameters",
@@ -245,7 +245,7 @@ def _stochasticity(v: RunView) -> Item:
                 WARN,
                 f"no seed.* tags; a seed is a param ({', '.join(as_param)}), but which generators "
                 "it seeded is not recorded",
-                f"set seed: in the job file ({_OURS} for every generator)",
+                "set seed: in the job file: ml-experiment seeds every generator with it and records it",
             )
         return Item(
             "stochasticity",
@@ -291,13 +291,13 @@ def _software(v: RunView) -> Item:
                 WARN,
                 f"only a model's requirements ({models[0]}), not the run's environment"
                 + (f"; Python {python}" if python else ""),
-                f"record every installed package ({_OURS} in {TEXT_FILES['requirements']})",
+                f"record every installed package: {_OURS}",
             )
         return Item(
             "software environment",
             FAIL,
             f"no {TEXT_FILES['requirements']}" + (f"; Python {python}" if python else ""),
-            f"record the installed packages ({_OURS})",
+            f"record the installed packages: {_OURS}",
         )
     found = packages(rec.requirements)
     evidence = f"{TEXT_FILES['requirements']}: {len(found)} package(s)"
@@ -328,7 +328,7 @@ def _hardware(v: RunView) -> Item:
             "hardware",
             FAIL,
             "no hw.* tags (CPU, memory, GPUs)",
-            f"record the machine ({_OURS})",
+            f"record the machine: {_OURS}",
         )
     evidence = f"hw.cpu_model = {hw.get('cpu_model', '?')}, {hw.get('gpu_count', '?')} GPU(s)"
     count = hw.get("gpu_count", "0")
@@ -359,7 +359,7 @@ def _logs(v: RunView) -> Item:
             "logs",
             FAIL,
             f"no {TEXT_FILES['console']}",
-            f"keep the console output ({_OURS}; with plain MLflow: mlflow.log_text)",
+            f"keep the console output: {_OURS}; with plain MLflow, mlflow.log_text",
         )
     evidence = f"{TEXT_FILES['console']} ({len(rec.console.encode())} bytes)"
     if rec.status == "FAILED" and rec.traceback is None:
@@ -388,9 +388,8 @@ def _reproduction(v: RunView) -> Item:
             evidence,
             f"see {by or 'the re-run'}'s reproduction/report.json for what differed and why",
         )
-    return Item(
-        "reproduction",
-        WARN,
-        evidence + ": not verified",
-        f"ml-experiment reproduce {v.run_id}",
-    )
+    if v.record.config is None:
+        fix = f"ml-experiment reproduce needs the job file ({TEXT_FILES['config']}): {_OURS}"
+    else:
+        fix = f"ml-experiment reproduce {v.run_id}"
+    return Item("reproduction", WARN, evidence + ": not verified", fix)
