@@ -11,6 +11,7 @@ import typer
 
 from ml_experiment.cli._audit_cmd import audit_command, diff_command
 from ml_experiment.cli._outcome import Carrier, interrupted_code, report
+from ml_experiment.cli._package_cmd import package_command
 from ml_experiment.cli._report_cmd import report_command
 from ml_experiment.cli._reproduce_cmd import reproduce_command
 
@@ -22,6 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("report")(report_command)
+app.command("package")(package_command)
 _PROCESS_ARGS: list[str] = []  # the command line, when this process is the command
 app.command("audit")(audit_command)
 app.command("diff")(diff_command)

@@ -134,6 +134,7 @@ def run_in_container(config: Any, *, resume: bool = False) -> list[Any]:
     """
     from ml_experiment._output import VERBOSE, verbosity
     from ml_experiment._tmp import make_private_dir
+    from ml_experiment.tracking._capture import RUN_TAGS_ENV, run_tags
 
     level = verbosity()
     client = connect()
@@ -144,7 +145,9 @@ def run_in_container(config: Any, *, resume: bool = False) -> list[Any]:
         launch = _inner_job(config, private, level, resume)
         mounts = container_mounts([*folders, private])
         env = {k: os.environ[k] for k in _PASS_ENV if k in os.environ}
-        env.update(image.tags())
+        # Read by the run's capture (tracking/_capture.py) in the driver and in Ray's workers.
+        tags = {**run_tags(), **image.tags()}
+        env[RUN_TAGS_ENV] = json.dumps(tags)
         env.update(
             {
                 "HOME": TMP,

@@ -45,16 +45,13 @@ class ImageInfo:
     base_id: str | None = None
 
     def tags(self) -> dict[str, str]:
-        """The environment variables that tell the run inside what it ran in."""
-        out = {
-            "ML_EXPERIMENT_CONTAINER_RUNTIME": "docker",
-            "ML_EXPERIMENT_CONTAINER_IMAGE": self.name,
-            "ML_EXPERIMENT_CONTAINER_IMAGE_ID": self.id,
-        }
+        """The ``container.*`` tags of every run made in a container of this image."""
+        out = {"container.runtime": "docker", "container.image": self.name}
+        out["container.image_id"] = self.id
         if self.digest:
-            out["ML_EXPERIMENT_CONTAINER_DIGEST"] = self.digest
+            out["container.digest"] = self.digest
         if self.base_id and self.base_id != self.id:
-            out["ML_EXPERIMENT_CONTAINER_BASE_IMAGE_ID"] = self.base_id
+            out["container.base_image_id"] = self.base_id
         return out
 
 
@@ -208,6 +205,8 @@ def ensure_project(client: Any, image: ImageInfo, *, verbose: bool) -> ImageInfo
     key = source_hash()[:12]
     base_key = image.id.removeprefix("sha256:")[:12]
     tag = f"ml-experiment-local/{base_key}:{__version__}-{key}"
+    if client.images.get(image.id).labels.get(LABEL_SOURCE) == key:
+        return image  # made here, or built FROM an image made here
     try:
         made = client.images.get(tag)
         if made.labels.get(LABEL_BASE) == image.id:
