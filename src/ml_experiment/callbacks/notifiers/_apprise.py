@@ -18,13 +18,8 @@ from ml_experiment.tracking.redact import scrub
 
 _SECRETS: set[str] = set()  # of every notifier, scrubbed from Apprise's and urllib3's records
 _QUIET = threading.local()  # set while Apprise parses a URL: its warnings may quote a token
-# URL argument -> plugin attribute it sets, for the defaults a URL may override
-_OPTIONS = {
-    "cto": "socket_connect_timeout",
-    "rto": "socket_read_timeout",
-    "retry": "retry",
-    "wait": "wait",
-}
+# The URL arguments for which AppriseNotifier sets a default, and the plugin attribute each sets.
+_OPTIONS = dict(cto="socket_connect_timeout", rto="socket_read_timeout", retry="retry", wait="wait")
 
 
 class _Scrub(logging.Filter):
@@ -207,7 +202,7 @@ class EmailNotifier(AppriseNotifier):
         for bad, problem in (
             (
                 security not in ports,
-                f"unknown security {security!r}. Available: {', '.join(ports)}.",
+                f"unknown security {security!r}. Available: {', '.join(ports)}",
             ),
             (not to, "to must name at least one address"),
             (any("\n" in a or "," in a for a in [*to, sender]), "one e-mail address per string"),
