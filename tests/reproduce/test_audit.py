@@ -250,9 +250,18 @@ def test_audit_command(workdir: Path, git_env: None) -> None:
     assert "PASS  code version" in res.stdout and "fix: ml-experiment reproduce" in res.stdout
     assert "score " in res.stdout.splitlines()[-1]
 
+    # Verified by a real re-run: every item passes (but an editable install here).
+    res = run_cli("reproduce", run_id, cwd=workdir)
+    assert res.returncode == 0 and res.stdout.startswith("identical"), res.stdout + res.stderr
     res = run_cli("audit", run_id, "--json", "--no-log", cwd=workdir)
     data = json.loads(res.stdout)
-    assert data["run_id"] == run_id and len(data["items"]) == 9 and data["result"] == "pass"
+    assert data["run_id"] == run_id and data["result"] == "pass"
+    software = expected_software()
+    assert {i["name"]: i["grade"] for i in data["items"]} == {
+        name: software if name == "software environment" else "PASS"
+        for name in [i["name"] for i in data["items"]]
+    }
+    assert data["score"] == ("9/9" if software == "PASS" else "8/9")
 
     # A failing item: exit 1.
     root = Path(c.get_run(run_id).info.artifact_uri.removeprefix("file://"))
