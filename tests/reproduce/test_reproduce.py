@@ -133,6 +133,12 @@ def test_sklearn_run_with_uncommitted_changes_reproduces_identical(repo: Path, c
     rerun = next(r for r in all_runs(c, "sk") if r.info.run_id != original)
     assert rerun.data.tags["reproduction.of"] == original
     assert rerun.data.tags["reproduction.verdict"] == "identical"
+    # The re-run's code record is the original's commit and patch, not its temporary folder.
+    tags = c.get_run(original).data.tags
+    assert rerun.data.tags["mlflow.source.git.commit"] == tags["mlflow.source.git.commit"]
+    assert rerun.data.tags["git.dirty"] == "true" and "code.snapshot" not in rerun.data.tags
+    patch = artifact_text(c, original, "code/uncommitted.patch")
+    assert artifact_text(c, rerun.info.run_id, "code/uncommitted.patch") == patch
     report = json.loads(artifact_text(c, rerun.info.run_id, "reproduction/report.json"))
     assert report["verdict"] == "identical" and report["run_id"] == original
     tags = c.get_run(original).data.tags

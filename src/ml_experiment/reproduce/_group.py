@@ -11,6 +11,7 @@ from ml_experiment.exceptions import ConfigError
 from ml_experiment.reproduce._materialise import CannotReproduce, materialise
 from ml_experiment.reproduce._reproduce import (
     check_data,
+    code_record,
     find_rerun,
     judge,
     rerun_config,
@@ -114,7 +115,7 @@ def reproduce_group(
         started = time.time()
         env = {k: str(v) for k, v in record.numerics.get("env", {}).items()}
         exit_code, output = run_job_file(
-            job, cwd, {TAG_REPRODUCES: str(record.run_id)}, env, Path(tmp)
+            job, cwd, {TAG_REPRODUCES: str(record.run_id)}, env, Path(tmp), code_record(record)
         )
     rerun_id = find_rerun(client, record, started)
     if rerun_id is None:

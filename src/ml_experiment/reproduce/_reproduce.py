@@ -17,6 +17,7 @@ from typing import Any
 
 from ml_experiment.reproduce._materialise import CannotReproduce, materialise, relocate
 from ml_experiment.reproduce._verdict import CANNOT, Verdict, compare_metrics, drift
+from ml_experiment.tracking._capture import RUN_CODE_ENV, RUN_TAGS_ENV
 from ml_experiment.tracking.record import (
     REPRODUCTION_REPORT,
     TAG_REPRODUCED_BY,
@@ -94,17 +95,36 @@ def rerun_config(record: RunRecord, code: Path, uri: str) -> tuple[dict[str, Any
 
 
 def run_job_file(
-    config: dict[str, Any], cwd: Path, tags: dict[str, str], env: dict[str, str], work: Path
+    config: dict[str, Any],
+    cwd: Path,
+    tags: dict[str, str],
+    env: dict[str, str],
+    work: Path,
+    code: dict[str, Any] | None = None,
 ) -> tuple[int, str]:
     """``ml-experiment run`` on ``config`` in a new process; (exit code, its output)."""
     job = work / "reproduce-job.json"
     job.write_text(json.dumps(config, indent=2), encoding="utf-8")
-    full_env = {**os.environ, **env, "ML_EXPERIMENT_RUN_TAGS": json.dumps(tags)}
+    full_env = {**os.environ, **env, RUN_TAGS_ENV: json.dumps(tags)}
+    if code is not None:  # the re-run's code record is the original's commit and patch
+        (work / "code.json").write_text(json.dumps(code), encoding="utf-8")
+        full_env[RUN_CODE_ENV] = str(work / "code.json")
     cmd = [sys.executable, "-m", "ml_experiment", "run", str(job), "-q"]
     done = subprocess.run(
         cmd, cwd=cwd, env=full_env, capture_output=True, text=True, errors="replace", check=False
     )
     return done.returncode, done.stdout + done.stderr
+
+
+def code_record(record: RunRecord) -> dict[str, Any] | None:
+    """What a re-run records as its code: the original's commit and patch (None: a snapshot)."""
+    if not record.code.get("commit"):
+        return None
+    keep = ("commit", "branch", "repo", "root", "dirty", "patch")
+    return {
+        **{k: record.code[k] for k in keep if k in record.code},
+        "manifest": record.code_manifest,
+    }
 
 
 def find_rerun(client: Any, record: RunRecord, since: float) -> str | None:
@@ -152,7 +172,7 @@ def reproduce_experiment(record: RunRecord, uri: str, *, rtol: float, atol: floa
         started = time.time()
         env = {k: str(v) for k, v in record.numerics.get("env", {}).items()}
         code_, output = run_job_file(
-            config, cwd, {TAG_REPRODUCES: str(record.run_id)}, env, Path(tmp)
+            config, cwd, {TAG_REPRODUCES: str(record.run_id)}, env, Path(tmp), code_record(record)
         )
     rerun_id = find_rerun(client, record, started)
     if rerun_id is None:

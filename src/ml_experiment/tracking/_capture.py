@@ -14,6 +14,9 @@ from ml_experiment.tracking.record import SNAPSHOT_DIR, TAG_DETERMINISTIC, TAG_S
 # Extra tags for every run this process creates, as a JSON object: set by `reproduce` (the run
 # it re-runs) and by the container runner (the image), which start this process.
 RUN_TAGS_ENV = "ML_EXPERIMENT_RUN_TAGS"
+# A JSON file with the code record to keep (commit, patch, ...): a re-run of a git run runs
+# that exact code from a materialised folder that is not itself a repository.
+RUN_CODE_ENV = "ML_EXPERIMENT_RUN_CODE"
 
 
 def capture_context(
@@ -88,6 +91,12 @@ def store_paths(tracking_uri: str | None) -> tuple[Path, ...]:
 def _capture_code(record: RunRecord, source_file: str | None, config: dict[str, Any]) -> None:
     from ml_experiment.tracking.vcs import git_info
 
+    given = os.environ.get(RUN_CODE_ENV)
+    if given and Path(given).is_file():
+        code = json.loads(Path(given).read_text(encoding="utf-8"))
+        record.code_manifest = code.pop("manifest", {})
+        record.code.update({k: str(v) for k, v in code.items()})
+        return
     exclude = store_paths(config.get("tracking_uri"))
     git = git_info(Path(source_file).parent if source_file else Path.cwd(), exclude)
     if git is not None:

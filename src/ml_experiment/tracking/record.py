@@ -200,9 +200,16 @@ class RunRecord:
             error=tags.get(TAG_ERROR),
         )
         record.steps = _steps(client, run_id, run.data.metrics)
-        names = _artifact_names(client, run_id)
+        local = _local_folder(run.info.artifact_uri)
+        names = _local_names(local) if local else _artifact_names(client, run_id)
         record.artifacts = {n: n for n in names if n not in TEXT_FILES.values()}
-        texts = {f: _read_text(client, run_id, f) for f in TEXT_FILES.values() if f in names}
+        texts = {
+            f: (local / f).read_text("utf-8", errors="replace")
+            if local
+            else _read_text(client, run_id, f)
+            for f in TEXT_FILES.values()
+            if f in names
+        }
         if TEXT_FILES["config"] in texts:
             record.config = json.loads(texts[TEXT_FILES["config"]])
         if TEXT_FILES["patch"] in texts:
@@ -243,6 +250,24 @@ def _steps(
             for m in history:
                 by_step.setdefault(m.step, {})[key] = m.value
     return sorted(by_step.items())
+
+
+def _local_folder(artifact_uri: str | None) -> Path | None:
+    """The run's artifact folder when the store keeps it on this machine (read directly)."""
+    from urllib.parse import unquote, urlparse
+
+    if not artifact_uri:
+        return None
+    parsed = urlparse(artifact_uri)
+    if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
+        return Path(unquote(parsed.path))
+    return Path(artifact_uri) if not parsed.scheme and artifact_uri.startswith("/") else None
+
+
+def _local_names(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        return []
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
 
 def _artifact_names(client: Any, run_id: str, path: str | None = None) -> list[str]:
