@@ -26,19 +26,21 @@ console output. See benchmarks/README.md for the definitions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import itertools
 import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,11 +48,13 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 JOBS = HERE / "jobs"
+EXAMPLES = REPO / "examples" / "quickstart"
 RESULTS = HERE / "results"
 README = HERE / "README.md"
 SEED = 42
 SYSTEMS = ("ml-experiment", "glue", "ray-tune")
 GIB = 2**30
+TIMINGS_ENV = "ML_EXPERIMENT_TIMINGS"
 README_START = "<!-- latest-results:start -->"
 README_END = "<!-- latest-results:end -->"
 
@@ -92,6 +96,7 @@ class Launch:
     t_launch: float
     t_exit: float
     memory: MemoryTrace | None = None
+    phases: dict[str, list[float]] | None = None  # ML_EXPERIMENT_TIMINGS of a group, if written
 
     @property
     def wall_s(self) -> float:
@@ -108,6 +113,8 @@ def launch(
 ) -> Launch:
     """Run ``cmd`` in ``cwd`` (output to ``cwd/command.log``); optionally sample its memory."""
     log = cwd / "command.log"
+    timings = cwd / "timings.json"
+    env = {TIMINGS_ENV: str(timings), **(env or {})}
     sampler = None
     with open(log, "wb") as out:
         t0 = time.time()
@@ -130,7 +137,50 @@ def launch(
     if rc != 0:
         tail = log.read_text(errors="replace")[-3000:]
         raise BenchmarkError(f"{' '.join(cmd)} failed (exit {rc}) in {cwd}; last output:\n{tail}")
-    return Launch(list(cmd), cwd, t0, t1, sampler.trace() if sampler else None)
+    phases = json.loads(timings.read_text()) if timings.exists() else None
+    timings.unlink(missing_ok=True)
+    return Launch(list(cmd), cwd, t0, t1, sampler.trace() if sampler else None, phases)
+
+
+# The group's own record of its phases (src/ml_experiment/execution/_startup.py), in the order
+# they run: (name in the group's file, what the table calls it, span or instant).
+PHASES = (
+    ("store", "store", "span"),
+    ("study", "study", "span"),
+    ("capture", "capture", "span"),
+    ("parent_run", "parent run", "span"),
+    ("data", "DataLoader", "span"),
+    ("ray_start", "Ray start", "span"),
+    ("ray_wait", "wait for Ray", "span"),
+    ("records", "records", "span"),
+    ("finish", "end (record, report, summary)", "span"),
+    ("ray_shutdown", "Ray shutdown", "span"),
+)
+
+
+def phase_figures(run: Launch, first_trial: float | None = None) -> dict[str, float]:
+    """Seconds per phase of a group command, from the timings the group wrote.
+
+    ``imports`` is launch -> the group starts (interpreter, CLI, job file, the user's script);
+    ``first_dispatch``/``first_trial`` are counted from launch; ``exit`` is the group's return
+    -> the process ended (interpreter shutdown).
+    """
+    ph = run.phases or {}
+    out: dict[str, float] = {}
+    if "group" in ph:
+        out["imports"] = round(ph["group"][0] - run.t_launch, 3)
+    for key, _, _ in PHASES:
+        if key in ph and ph[key][1] == ph[key][1]:  # not NaN: it ended
+            out[key] = round(ph[key][1] - ph[key][0], 3)
+    if "first_dispatch" in ph:
+        out["first_dispatch"] = round(ph["first_dispatch"][0] - run.t_launch, 3)
+    if first_trial is not None:
+        out["first_trial"] = round(first_trial - run.t_launch, 3)
+    if "trials_end" in ph and "end" in ph:
+        out["after_trials_to_return"] = round(ph["end"][0] - ph["trials_end"][0], 3)
+    if "end" in ph:
+        out["exit"] = round(run.t_exit - ph["end"][0], 3)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -523,7 +573,8 @@ def run_ml_experiment(
 
 def bench_overhead_ml_experiment(trials: int, keep: bool = False) -> dict[str, Any]:
     run, times, _ = run_ml_experiment("trivial", trials, keep=keep)
-    return {"workers": 2, **overhead_figures(times, run)}
+    first = min(t.start for t in times)
+    return {"workers": 2, **overhead_figures(times, run), "phases": phase_figures(run, first)}
 
 
 def bench_overhead_glue(trials: int, keep: bool = False) -> dict[str, Any]:
@@ -593,6 +644,149 @@ def bench_efficiency_ml_experiment(trials: int, cpu_s: float, keep: bool = False
 def bench_efficiency_tune(trials: int, cpu_s: float, keep: bool = False) -> dict[str, Any]:
     run, times = run_tune(trials, "busy", cpu_s, keep)
     return efficiency_figures(times, 2, cpu_s, run)
+
+
+def _first_trial_after(db: Path, t_launch: float) -> float:
+    """The earliest child run that started after ``t_launch`` (a later command in one folder)."""
+    starts = [
+        r.info.start_time / 1000
+        for r in _mlflow_runs(db)
+        if "mlflow.parentRunId" in r.data.tags and r.info.start_time / 1000 >= t_launch
+    ]
+    if not starts:
+        raise BenchmarkError(f"no trial of the command launched at {t_launch} in {db}")
+    return min(starts)
+
+
+def _startup_row(run: Launch, first: float) -> dict[str, Any]:
+    ph = phase_figures(run, first)
+    group = (run.phases or {}).get("group", [run.t_launch])[0]
+    return {
+        "first_trial_s": round(first - run.t_launch, 3),
+        "first_trial_from_group_s": round(first - group, 3),
+        "command_s": round(run.wall_s, 3),
+        "phases": ph,
+    }
+
+
+@contextlib.contextmanager
+def ray_head(num_cpus: int = 2) -> Iterator[tuple[str, dict[str, str]]]:
+    """``ray start --head --block`` on 127.0.0.1 (no dashboard), stopped by its process group."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    temp = tempfile.mkdtemp(prefix="mlxb-head-", dir="/tmp")
+    env = _env({"RAY_AUTH_MODE": "disabled"})
+    cmd = [
+        str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+        "--node-ip-address=127.0.0.1", f"--port={port}", f"--num-cpus={num_cpus}",
+        f"--temp-dir={temp}", "--include-dashboard=false", "--disable-usage-stats",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 120
+        while True:
+            if proc.poll() is not None:
+                raise BenchmarkError(f"ray start --head exited with {proc.returncode}")
+            if time.time() > deadline:
+                raise BenchmarkError("ray start --head did not open its port in 120 s")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.3)
+        yield f"127.0.0.1:{port}", {"RAY_AUTH_MODE": "disabled"}
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def bench_startup(repeats: int, keep: bool = False) -> dict[str, Any]:
+    """Command -> first trial running, 4 trivial trials: a fresh folder, a folder whose store
+    exists, and a folder whose store exists with ``ray_config.address`` naming a running local
+    head (``ray start --head``); ``repeats`` commands each, medians reported."""
+    trivial = [*cli_command(), "run", str(JOBS / "trivial.yaml"), "--num_trials", "4"]
+    rows: dict[str, list[dict[str, Any]]] = {"fresh": [], "existing_store": [], "warm": []}
+    for _ in range(repeats):
+        wd = _workdir("start-fresh")
+        try:
+            run = launch(trivial, wd)
+            rows["fresh"].append(_startup_row(run, _first_trial_after(wd / "mlruns.db", 0)))
+            run = launch(trivial, wd)  # the same folder again: its store exists
+            first = _first_trial_after(wd / "mlruns.db", run.t_launch)
+            rows["existing_store"].append(_startup_row(run, first))
+        finally:
+            _cleanup(wd, keep)
+    with ray_head() as (address, env):
+        wd = _workdir("start-warm")
+        try:
+            warm = [*trivial, "--ray_config", json.dumps({"address": address})]
+            launch(warm, wd, env=env)  # the store is made and the head has run a job once
+            for _ in range(repeats):
+                run = launch(warm, wd, env=env)
+                first = _first_trial_after(wd / "mlruns.db", run.t_launch)
+                rows["warm"].append(_startup_row(run, first))
+        finally:
+            _cleanup(wd, keep)
+    out: dict[str, Any] = {"repeats": repeats, "runs": rows}
+    for kind, runs in rows.items():
+        out[kind] = {
+            key: round(statistics.median(r[key] for r in runs), 3)
+            for key in ("first_trial_s", "first_trial_from_group_s", "command_s")
+        }
+        names = {k for r in runs for k in r["phases"]}
+        out[kind]["phases"] = {
+            k: round(statistics.median(r["phases"][k] for r in runs if k in r["phases"]), 3)
+            for k in sorted(names)
+        }
+    return out
+
+
+def bench_main_job(keep: bool = False) -> dict[str, Any]:
+    """The README's main job (examples/quickstart/svm_group.yaml, 40 iris SVM trials) end to
+    end, against the same search as glue code (jobs/glue_svm.py): each command's wall time."""
+    out: dict[str, Any] = {}
+    wd = _workdir("main-mlx")
+    try:
+        run = launch([*cli_command(), "run", str(EXAMPLES / "svm_group.yaml")], wd)
+        times, _ = read_ml_experiment(wd, "SVM")
+        first = min(t.start for t in times)
+        out["ml-experiment"] = {
+            "trials": len(times),
+            "command_s": round(run.wall_s, 3),
+            "startup_s": round(first - run.t_launch, 3),
+            "trial_phase_s": round(max(t.persisted for t in times) - first, 3),
+            "phases": phase_figures(run, first),
+        }
+    finally:
+        _cleanup(wd, keep)
+    wd = _workdir("main-glue")
+    try:
+        run = launch([sys.executable, str(JOBS / "glue_svm.py"), "--trials", "40"], wd)
+        times = read_glue(wd, "SVM")
+        first = min(t.start for t in times)
+        out["glue"] = {
+            "trials": len(times),
+            "command_s": round(run.wall_s, 3),
+            "startup_s": round(first - run.t_launch, 3),
+            "trial_phase_s": round(max(t.persisted for t in times) - first, 3),
+        }
+    finally:
+        _cleanup(wd, keep)
+    out["command_ratio_to_glue"] = round(
+        out["ml-experiment"]["command_s"] / out["glue"]["command_s"], 3
+    )
+    return out
 
 
 # What `import ml_experiment` and the public names pull in: a user's script pays this before
@@ -716,6 +910,7 @@ def _brief(v: dict[str, Any]) -> str:
         "peak_total_gib",
         "peak_rss_gib",
         "best_s",
+        "command_ratio_to_glue",
     )
     return ", ".join(f"{k}={v[k]}" for k in keys if k in v) or str(v.get("error", ""))[:200]
 
@@ -771,9 +966,19 @@ def _targets(results: dict[str, Any]) -> dict[str, Any]:
         if "median_ms" in glue:
             out["ratio_to_glue"] = round(mlx["median_ms"] / glue["median_ms"], 3)
             out["ratio_to_glue<0.6"] = out["ratio_to_glue"] < 0.6
+        if "command_s" in glue and "command_s" in mlx:
+            out["command_ratio_to_glue"] = round(mlx["command_s"] / glue["command_s"], 3)
+            out["command_ratio_to_glue<=0.6"] = out["command_ratio_to_glue"] <= 0.6
         if "median_ms" in tune:
             out["ratio_to_ray_tune"] = round(mlx["median_ms"] / tune["median_ms"], 3)
             out["ratio_to_ray_tune<0.25"] = out["ratio_to_ray_tune"] < 0.25
+    st = results.get("startup", {}).get("ml-experiment", {})
+    for kind, limit in STARTUP_TARGETS.items():
+        if kind in st:
+            out[f"first_trial_{kind}_s<={limit}"] = st[kind]["first_trial_s"] <= limit
+    main_job = results.get("main_job", {}).get("README main job", {})
+    if "command_ratio_to_glue" in main_job:
+        out["main_job_command_ratio_to_glue"] = main_job["command_ratio_to_glue"]
     eff = results.get("efficiency", {}).get("ml-experiment", {})
     if "efficiency" in eff:
         out["efficiency>=0.9"] = eff["efficiency"] >= 0.9
@@ -785,6 +990,11 @@ def _targets(results: dict[str, Any]) -> dict[str, Any]:
         out[f"import_s<{IMPORT_TARGET_S}"] = imp["best_s"] < IMPORT_TARGET_S
         out["import_no_heavy_module"] = imp["heavy_modules"] == []
     return out
+
+
+# Issue 14: command -> first trial running (s) in a fresh folder, a folder whose store exists,
+# and with a running local head (``ray_config.address``).
+STARTUP_TARGETS = {"fresh": 4.0, "existing_store": 3.5, "warm": 1.5}
 
 
 def _fmt(v: Any, nd: int = 1) -> str:
@@ -829,6 +1039,53 @@ def render_markdown(results: dict[str, Any]) -> str:
                 f"| {_fmt((v.get('loadavg_before') or [None])[0], 2)} |"
             )
         lines.append("")
+        ph = ov.get("ml-experiment", {}).get("phases")
+        if ph:
+            lines += [_phase_line(ph), ""]
+    st = results.get("startup", {}).get("ml-experiment")
+    if st and "error" not in st:
+        lines += [
+            f"**Command to first trial**, ml-experiment, 4 trivial trials, median of "
+            f"{st['repeats']} commands each:",
+            "",
+            "| folder | first trial s (from launch) | from the group's start s | command s "
+            "| imports s | store s | Ray start s | waited for Ray s | Ray shutdown s |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        names = {
+            "fresh": "fresh (new store)",
+            "existing_store": "store exists",
+            "warm": "store exists, running local head (`ray_config.address`)",
+        }
+        for kind, label in names.items():
+            v = st.get(kind)
+            if not v:
+                continue
+            p = v["phases"]
+            lines.append(
+                f"| {label} | {_fmt(v['first_trial_s'], 2)} | {_fmt(v['first_trial_from_group_s'], 2)} "
+                f"| {_fmt(v['command_s'], 1)} | {_fmt(p.get('imports'), 2)} | {_fmt(p.get('store'), 2)} "
+                f"| {_fmt(p.get('ray_start'), 2)} | {_fmt(p.get('ray_wait'), 2)} "
+                f"| {_fmt(p.get('ray_shutdown'), 2)} |"
+            )
+        lines.append("")
+    mj = results.get("main_job", {}).get("README main job")
+    if mj and "error" not in mj:
+        lines += [
+            "**The README's main job** end to end (`ml-experiment run "
+            "examples/quickstart/svm_group.yaml`, 40 iris SVM trials on 2 workers, with its "
+            "report) against the same search as glue code (`jobs/glue_svm.py`, sequential):",
+            "",
+            "| system | trials | command s | startup s | trial phase s |",
+            "|---|---|---|---|---|",
+        ]
+        for k in ("ml-experiment", "glue"):
+            v = mj[k]
+            lines.append(
+                f"| {k} | {v['trials']} | {_fmt(v['command_s'], 1)} | {_fmt(v['startup_s'], 2)} "
+                f"| {_fmt(v['trial_phase_s'], 2)} |"
+            )
+        lines += ["", _phase_line(mj["ml-experiment"]["phases"]), ""]
     eff = results.get("efficiency")
     if eff:
         v0 = next((v for v in eff.values() if "trials" in v), {})
@@ -892,7 +1149,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             ]
     loads = [
         x
-        for section in ("overhead", "efficiency", "memory", "import")
+        for section in ("overhead", "efficiency", "memory", "import", "startup", "main_job")
         for v in results.get(section, {}).values()
         for x in (v.get("loadavg_before", [None])[:1] + v.get("loadavg_after", [None])[:1])
         if x is not None
@@ -908,6 +1165,19 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines.append("Targets: " + ", ".join(f"`{k}`: {v}" for k, v in tg.items()) + ".")
         lines.append("")
     return "\n".join(lines)
+
+
+def _phase_line(ph: dict[str, float]) -> str:
+    """Where a group command's time went, in the order it runs."""
+    labels = {"imports": "imports (launch -> group)", **{k: v for k, v, _ in PHASES}}
+    labels.update(
+        first_dispatch="first dispatch (from launch)",
+        first_trial="first trial running (from launch)",
+        after_trials_to_return="last trial -> group returns",
+        exit="interpreter exit",
+    )
+    parts = [f"{labels[k]} {ph[k]:.2f}" for k in labels if k in ph]
+    return "ml-experiment phases (s): " + "; ".join(parts) + "."
 
 
 def update_readme(markdown: str, path: Path = README) -> bool:
@@ -932,7 +1202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument(
         "--only",
-        choices=("overhead", "efficiency", "memory", "import"),
+        choices=("overhead", "efficiency", "memory", "import", "startup", "main-job"),
         action="append",
         help="run only this benchmark (repeatable)",
     )
@@ -953,6 +1223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--no-control", action="store_true", help="skip the memory run with a 1 MiB array"
     )
+    ap.add_argument(
+        "--startup-repeats", type=int, default=None, help="commands per startup case (3)"
+    )
     ap.add_argument("--sample-ms", type=float, default=50.0, help="memory sampling period")
     ap.add_argument("--out", type=Path, default=None, help="JSON output (results/latest.json)")
     ap.add_argument(
@@ -967,7 +1240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cpu_s = args.cpu_s or (0.3 if q else 1.0)
     mem_trials = args.memory_trials or (4 if q else 8)
     data_mib = args.data_mib or (64 if q else 1024)
-    only = set(args.only or ("overhead", "efficiency", "memory", "import"))
+    only = set(args.only or ("overhead", "efficiency", "memory", "import", "startup", "main-job"))
+    startup_repeats = args.startup_repeats or (1 if q else 3)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = set(systems) - set(SYSTEMS)
     if unknown:
@@ -983,6 +1257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cpu_s": cpu_s,
         "memory_trials": mem_trials,
         "data_mib": data_mib,
+        "startup_repeats": startup_repeats,
         "seed": SEED,
         "quick": q,
         "systems": systems,
@@ -1040,6 +1315,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.sample_ms / 1000,
                 keep=args.keep,
             )
+    if "startup" in only and "ml-experiment" in systems:
+        _step(results, "startup", "ml-experiment", bench_startup, startup_repeats, keep=args.keep)
+    if "main-job" in only and {"ml-experiment", "glue"} <= set(systems):
+        _step(results, "main_job", "README main job", bench_main_job, keep=args.keep)
     if "import" in only and "ml-experiment" in systems:
         _step(results, "import", "ml-experiment", bench_import, 3 if q else 10)
     results["targets"] = _targets(results)

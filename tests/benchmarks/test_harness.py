@@ -52,6 +52,62 @@ def test_import_benchmark_reports_its_figures(bench):
     assert targets["import_no_heavy_module"] is True and "import_s<0.3" in targets
 
 
+def test_phases_targets_and_tables_from_a_groups_timings(bench, tmp_path: Path):
+    # What a group writes with ML_EXPERIMENT_TIMINGS (epoch seconds), launched at t=100.
+    phases = {
+        "group": [100.5, 100.5],
+        "store": [100.6, 101.6],
+        "ray_start": [100.55, 104.0],
+        "ray_wait": [102.0, 104.0],
+        "first_dispatch": [104.1, 104.1],
+        "trials_end": [106.0, 106.0],
+        "ray_shutdown": [106.1, 107.0],
+        "finish": [106.1, 108.0],
+        "end": [108.0, 108.0],
+        "data": [101.9, float("nan")],  # never ended (failed): left out
+    }
+    run = bench.Launch(["x"], tmp_path, 100.0, 108.5, phases=phases)
+    ph = bench.phase_figures(run, first_trial=104.3)
+    assert ph == {
+        "imports": 0.5,
+        "store": 1.0,
+        "ray_start": 3.45,
+        "ray_wait": 2.0,
+        "finish": 1.9,
+        "ray_shutdown": 0.9,
+        "first_dispatch": 4.1,
+        "first_trial": 4.3,
+        "after_trials_to_return": 2.0,
+        "exit": 0.5,
+    }
+    row = bench._startup_row(run, 104.3)
+    assert row["first_trial_s"] == 4.3 and row["first_trial_from_group_s"] == 3.8
+    results = {
+        "overhead": {
+            "ml-experiment": {"median_ms": 7.0, "command_s": 8.0, "phases": ph},
+            "glue": {"median_ms": 47.0, "command_s": 16.0},
+        },
+        "startup": {
+            "ml-experiment": {
+                "repeats": 1,
+                "fresh": {**row, "phases": ph},
+                "existing_store": {**row, "first_trial_s": 3.6, "phases": ph},
+                "warm": {**row, "first_trial_s": 1.2, "phases": ph},
+            }
+        },
+    }
+    targets = bench._targets(results)
+    assert targets["command_ratio_to_glue"] == 0.5
+    assert targets["command_ratio_to_glue<=0.6"] is True
+    assert targets["first_trial_fresh_s<=4.0"] is False
+    assert targets["first_trial_existing_store_s<=3.5"] is False
+    assert targets["first_trial_warm_s<=1.5"] is True
+    md = bench.render_markdown({"startup": results["startup"], "targets": targets})
+    assert "| store exists, running local head" in md and "`first_trial_warm_s<=1.5`: True" in md
+    line = bench._phase_line(ph)
+    assert "Ray start 3.45" in line and "interpreter exit 0.50" in line
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_quick_run_ml_experiment_and_glue(bench, tmp_path: Path):
@@ -62,8 +118,8 @@ def test_quick_run_ml_experiment_and_glue(bench, tmp_path: Path):
             "--only", "overhead",
             "--only", "memory",
             "--systems", "ml-experiment,glue",
-            "--trials", "10",
-            "--memory-trials", "4",
+            "--trials", "4",
+            "--memory-trials", "2",
             "--data-mib", "16",
             "--no-control",
             "--sample-ms", "200",
@@ -72,21 +128,26 @@ def test_quick_run_ml_experiment_and_glue(bench, tmp_path: Path):
     )  # fmt: skip
     assert rc == 0
     results = json.loads(out.read_text())
-    assert results["meta"]["parameters"]["trials"] == 10
+    assert results["meta"]["parameters"]["trials"] == 4
     for system, workers in (("ml-experiment", 2), ("glue", 1)):
         ov = results["overhead"][system]
         assert "error" not in ov, ov
-        assert ov["trials"] == 10 and ov["workers"] == workers
+        assert ov["trials"] == 4 and ov["workers"] == workers
         for key in ("total_s", "median_ms", "mean_ms", "startup_s", "command_s"):
             assert ov[key] > 0, (system, key, ov)
         assert ov["command_s"] > ov["startup_s"] + ov["total_s"] * 0.99
+    phases = results["overhead"]["ml-experiment"]["phases"]
+    for key in ("imports", "store", "study", "capture", "ray_start", "first_dispatch", "exit"):
+        assert phases[key] >= 0, (key, phases)
+    assert phases["first_dispatch"] <= phases["first_trial"]
     mem = results["memory"]["ml-experiment"]
     assert "error" not in mem, mem
-    assert mem["data_mib"] == 16 and mem["trials"] == 4
-    assert mem["zero_copy_trials"] == 4
+    assert mem["data_mib"] == 16 and mem["trials"] == 2  # one per worker: both share the array
+    assert mem["zero_copy_trials"] == 2
     assert mem["samples"] > 0
     assert 0 < mem["peak_total_gib"] < 8
     assert mem["peak_rss_gib"] >= mem["peak_pss_gib"] > 0
     assert mem["max_processes"] > 1  # the driver's Ray processes are counted too
     assert {p["process"] for p in mem["peak_processes"]} >= {"ml-experiment"}
     assert "ratio_to_glue" in results["targets"]
+    assert "command_ratio_to_glue<=0.6" in results["targets"]
