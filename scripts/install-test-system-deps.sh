@@ -9,6 +9,11 @@ packages=(chromium fonts-dejavu-core)
 packages+=(dbus python3-dbus python3-gi)
 # The read-only knowledge center test as root: unshare and a read-only bind mount.
 packages+=(util-linux mount)
+# Study storage in PostgreSQL (issue 13): a private server per test session on 127.0.0.1.
+packages+=(postgresql)
+# The Docker tests (tests/docker): a private dockerd, and debootstrap for a base image with Python
+# (no registry is reachable from the test machines, so no `docker pull`).
+packages+=(docker.io debootstrap)
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -164,7 +164,7 @@ def run_in_container(config: Any, *, resume: bool = False) -> list[Any]:
             user=f"{os.getuid()}:{os.getgid()}",
             working_dir=str(Path.cwd()),
             environment=env,
-            volumes={m: {"bind": m, "mode": "rw"} for m in mounts},
+            volumes=_volumes(mounts, image),
             tmpfs={TMP: "mode=1777,exec"},
             network_mode=network,
             shm_size="2g",
@@ -179,6 +179,16 @@ def run_in_container(config: Any, *, resume: bool = False) -> list[Any]:
         shutil.rmtree(private, ignore_errors=True)
     _raise_for(code, image)
     return [None for _ in config.run]
+
+
+def _volumes(mounts: list[str], image: ImageInfo) -> dict[str, dict[str, str]]:
+    volumes = {m: {"bind": m, "mode": "rw"} for m in mounts}
+    if image.overlay:  # this checkout's code over the installed copy (same dependencies)
+        import ml_experiment
+
+        package = str(Path(ml_experiment.__file__).resolve().parent)
+        volumes[package] = {"bind": image.overlay, "mode": "ro"}
+    return volumes
 
 
 def _attach(client: Any, container: Any) -> int:

@@ -22,6 +22,7 @@ __all__ = ["ImageInfo", "build_image", "connect", "ensure_project", "image_info"
 
 LABEL_SOURCE = "org.ml-experiment.source"
 LABEL_BASE = "org.ml-experiment.base"
+LABEL_SITE = "org.ml-experiment.site"  # where the installed ml_experiment package is
 VENV = "/opt/ml-experiment"
 FIELD = "docker_config"
 # Probes an image's Python: its X.Y and the ml-experiment version it has (or null).
@@ -43,6 +44,7 @@ class ImageInfo:
     digest: str | None
     env: tuple[str, ...] = ()
     base_id: str | None = None
+    overlay: str | None = None  # mount the running ml_experiment package here (code changed)
 
     def tags(self) -> dict[str, str]:
         """The ``container.*`` tags of every run made in a container of this image."""
@@ -196,34 +198,45 @@ def ensure_project(client: Any, image: ImageInfo, *, verbose: bool) -> ImageInfo
 
     The made image is ``image`` plus a virtual environment at /opt/ml-experiment (seeing the
     image's own packages), installed offline from a wheelhouse of this environment's versions;
-    the engine keeps it under a tag keyed by both, so the next run starts at once.
+    the engine keeps it under a tag keyed by the image and those versions, so the next run
+    starts at once. When only ml-experiment's own code changed since (a checkout being worked
+    on), the running package is mounted over the installed one instead of a new install.
     """
     from ml_experiment import __version__
-    from ml_experiment.execution._docker_wheels import project_wheelhouse, source_hash
+    from ml_experiment.execution._docker_wheels import deps_key
 
     docker = _sdk()
-    key = source_hash()[:12]
-    base_key = image.id.removeprefix("sha256:")[:12]
-    tag = f"ml-experiment-local/{base_key}:{__version__}-{key}"
-    if client.images.get(image.id).labels.get(LABEL_SOURCE) == key:
-        return image  # made here, or built FROM an image made here
+    labels = client.images.get(image.id).labels or {}
+    if labels.get(LABEL_SITE):
+        return _with_overlay(image, labels)  # made here, or built FROM an image made here
+    found = _probe(client, image)
+    key = deps_key(found["python"])
+    tag = f"ml-experiment-local/{image.id.removeprefix('sha256:')[:12]}:{__version__}-{key}"
     try:
         made = client.images.get(tag)
         if made.labels.get(LABEL_BASE) == image.id:
             return _made(image, made)
     except docker.errors.ImageNotFound:
         pass
-    found = _probe(client, image)
     if found.get("project") == __version__ and not _is_dev_checkout():
         return image
     if verbose:
         print(f"Installing ml-experiment {__version__} into {image.name} ...", file=sys.stderr)
+    _install(client, image, found, tag)
+    return _made(image, client.images.get(tag))
+
+
+def _install(client: Any, image: ImageInfo, found: dict[str, Any], tag: str) -> None:
+    from ml_experiment import __version__
+    from ml_experiment.execution._docker_wheels import project_wheelhouse, source_hash
+
     house = project_wheelhouse(found["python"])
     wheel = (house / ".complete").read_text().strip()
+    site = f"{VENV}/lib/python{found['python']}/site-packages/ml_experiment"
     script = (
         f'set -e; "{found["executable"]}" -m venv --system-site-packages {VENV}; '
         f"{VENV}/bin/python -m pip install --quiet --no-index --disable-pip-version-check "
-        f"--find-links /wheels /wheels/{wheel}"
+        f"--find-links /wheels /wheels/{wheel}; test -d {site}"
     )
     container = client.containers.create(
         image.id,
@@ -252,17 +265,28 @@ def ensure_project(client: Any, image: ImageInfo, *, verbose: bool) -> ImageInfo
             tag=version,
             changes=[
                 f"ENV PATH={VENV}/bin:{path}",
-                f"LABEL {LABEL_BASE}={image.id} {LABEL_SOURCE}={key}",
+                f"LABEL {LABEL_BASE}={image.id} {LABEL_SOURCE}={source_hash()[:12]} "
+                f"{LABEL_SITE}={site}",
             ],
         )
     finally:
         container.remove(force=True)
-    return _made(image, client.images.get(tag))
+
+
+def _with_overlay(image: ImageInfo, labels: dict[str, str]) -> ImageInfo:
+    from dataclasses import replace
+
+    from ml_experiment.execution._docker_wheels import source_hash
+
+    if labels.get(LABEL_SOURCE) == source_hash()[:12]:
+        return image
+    return replace(image, overlay=labels[LABEL_SITE])
 
 
 def _made(image: ImageInfo, made: Any) -> ImageInfo:
     env = tuple((made.attrs.get("Config") or {}).get("Env") or ())
-    return ImageInfo(image.name, made.id, image.digest, env, base_id=image.id)
+    info = ImageInfo(image.name, made.id, image.digest, env, base_id=image.id)
+    return _with_overlay(info, made.labels or {})
 
 
 def _is_dev_checkout() -> bool:

@@ -185,12 +185,23 @@ def pip_wheelhouse(
         os.unlink(fh.name)
 
 
-def project_wheelhouse(python_version: str) -> Path:
-    """The running ml-experiment and its dependencies at this environment's versions (cached)."""
+def _constraints() -> str:
     from ml_experiment.tracking.environment import requirements_txt
 
-    pins = parse_requirements(requirements_txt())
-    constraints = pins.constraints(without=(PROJECT,))
+    return parse_requirements(requirements_txt()).constraints(without=(PROJECT,))
+
+
+def deps_key(python_version: str) -> str:
+    """Key of an image's install: ml-experiment's version, this environment's versions, Python."""
+    from ml_experiment import __version__
+
+    text = json.dumps([__version__, _constraints(), python_version])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def project_wheelhouse(python_version: str) -> Path:
+    """The running ml-experiment and its dependencies at this environment's versions (cached)."""
+    constraints = _constraints()
     key = hashlib.sha256(
         json.dumps([source_hash(), constraints, python_version]).encode()
     ).hexdigest()[:16]
