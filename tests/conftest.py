@@ -168,3 +168,64 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
         yield url
     finally:
         stop_process(proc)
+
+
+# -- a real PostgreSQL server on 127.0.0.1 ------------------------------------------------------
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """A private PostgreSQL server (trust auth on loopback); yields its base URL (no database)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    if not found:
+        pytest.skip("PostgreSQL is not installed (scripts/install-test-system-deps.sh installs it)")
+    bindir = found[-1].parent
+    base = Path(tempfile.mkdtemp(prefix="mlx-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # the server refuses to run as root
+        import pwd
+
+        pw = pwd.getpwnam("postgres")
+        os.chown(base, pw.pw_uid, pw.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data = base / "data"
+    port = free_port()
+    subprocess.run(
+        [*as_user, str(bindir / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres",
+         "-E", "UTF8", "--no-sync"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run(
+        [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l",
+         str(base / "server.log"), "-w", "-t", "60", "start"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run(
+            [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+        )  # fmt: skip
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_database(postgres: str, request: pytest.FixtureRequest) -> str:
+    """A fresh database on the session's PostgreSQL; its URL."""
+    import re
+
+    import psycopg
+
+    name = "t_" + re.sub(r"\W", "_", request.node.name.lower())[:50]
+    with psycopg.connect(f"{postgres}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{postgres}/{name}"
+
+
+@pytest.fixture
+def client_at() -> Any:
+    """A client on the default knowledge center of any folder: ``client_at(folder)``."""
+    from mlflow.tracking import MlflowClient
+
+    return lambda folder: MlflowClient(f"sqlite:///{folder / 'mlruns.db'}")

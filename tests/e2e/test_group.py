@@ -331,10 +331,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_sigkill_then_resume(tmp_path: Path) -> None:
+@pytest.mark.parametrize("storage", ["journal", "postgresql"])
+def test_sigkill_then_resume(tmp_path: Path, storage: str, request: pytest.FixtureRequest) -> None:
     folder = tmp_path / "resume"
     folder.mkdir()
     write(folder / "objective.py", OBJECTIVE)
+    url = request.getfixturevalue("pg_database") if storage == "postgresql" else None
     job = group_file(
         folder / "g.json",
         name="resumable",
@@ -342,6 +344,7 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
         sampler="tpe",
         params={"pause": 0.4},
         ray_config={"num_cpus": 2},
+        **({"study_storage": url} if url else {}),
     )
     cli = [str(Path(sys.executable).parent / "ml-experiment"), "run", str(job)]
     proc = subprocess.Popen(
@@ -375,9 +378,11 @@ def test_sigkill_then_resume(tmp_path: Path) -> None:
     from optuna.storages.journal import JournalFileBackend
     from optuna.trial import TrialState
 
+    journal = folder / "optuna-studies.journal"
+    assert journal.exists() == (url is None)
     study = optuna.load_study(
         study_name="resumable",
-        storage=JournalStorage(JournalFileBackend(str(folder / "optuna-studies.journal"))),
+        storage=url or JournalStorage(JournalFileBackend(str(journal))),
     )
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     interrupted = [t for t in study.trials if t.user_attrs.get("ml_experiment.interrupted")]
@@ -481,8 +486,10 @@ def ray_head(tmp_path: Path):
         yield f"127.0.0.1:{port}", env
     finally:
         try:
+            # `ray start --block` stops its processes one by one on SIGTERM: over 20 s on
+            # 2 busy cores. 5 s for that, then the whole process group at once.
             os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
+            proc.wait(timeout=5)
         except (ProcessLookupError, subprocess.TimeoutExpired):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()

@@ -88,6 +88,10 @@ def run(
     ray_config: Annotated[
         str | None, _opt("--ray_config", "--ray-config", help="ray.init options dict.")
     ] = None,
+    study_storage: Annotated[
+        str | None,
+        _opt("--study_storage", "--study-storage", help="Optuna storage URL of a group's study."),
+    ] = None,
     resume: Annotated[bool, _opt("--resume", help="Continue an interrupted group.")] = False,
     deterministic: Annotated[
         bool, _opt("--deterministic", help="Apply the determinism switches (torch, TF, hashing).")
@@ -117,6 +121,7 @@ def run(
         "pruner": pruner,
         "seed": seed,
         "tracking_uri": tracking_uri,
+        "study_storage": study_storage,
     }
     overrides.update({k: v for k, v in simple.items() if v is not None})
     if deterministic:

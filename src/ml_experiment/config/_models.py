@@ -209,6 +209,12 @@ class DockerConfig(_Model):
         return self
 
 
+def _masked(url: str | None) -> str | None:
+    from ml_experiment.hpo._storage import public_url
+
+    return None if url is None else public_url(url)
+
+
 def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, str | Path) else value
 
@@ -307,6 +313,8 @@ class GroupConfig(BaseJobConfig):
     ray_config: RayConfig = RayConfig()
     report: bool = True  # an HTML + PNG report at the end, logged to the parent run
     replay: list[dict[str, Any]] = []  # recorded trials to re-run first: {params, seed, of}
+    # Optuna storage URL (default: the journal file); stored with its password masked.
+    study_storage: Annotated[str | None, PlainSerializer(_masked, when_used="json")] = None
 
     @field_validator("param_space", mode="before")
     @classmethod

@@ -158,6 +158,7 @@ class RayStart:
 
 def parent_record(group: Any) -> RunRecord:
     """The group's parent run as it starts: its tags, params and context (code, environment)."""
+    from ml_experiment.hpo import public_url
     from ml_experiment.tracking._capture import capture_context
     from ml_experiment.tracking.record import TAG_FUNCTION, TAG_KIND, RunRecord
 
@@ -170,7 +171,7 @@ def parent_record(group: Any) -> RunRecord:
             TAG_KIND: "group",
             TAG_FUNCTION: group.job_fn.name,
             "ml_experiment.study": sweeper.study_name,
-            "ml_experiment.study_storage": group.storage_path,
+            "ml_experiment.study_storage": public_url(group.storage_path),
         },
     )
     if record.run_id is not None:  # resumed: the run has its params and context already

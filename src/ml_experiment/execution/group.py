@@ -70,7 +70,12 @@ class GroupRun:
         )
         self.flat = flatten_space(config.param_space)
         self.kc = KnowledgeCenter.resolve(config.tracking_uri)
-        if resume and not self.kc.studies_path.exists():
+        from ml_experiment.hpo import storage_kind, study_location
+
+        self.storage_path = study_location(config.study_storage, self.kc.studies_path)
+        if resume and storage_kind(self.storage_path) == "journal" and not Path(
+            self.storage_path
+        ).exists():
             raise ConfigError(
                 f"--resume: there is no study named {config.name!r} to resume; run without "
                 "--resume to start one",
@@ -93,7 +98,6 @@ class GroupRun:
             self.recorder = Recorder(MLflowTracker(self.kc), secrets=secrets)
             # A deleted name, or an experiment's, is bad input before a study is created.
             self.recorder.tracker.experiment_id(config.name, "group")
-        self.storage_path = str(self.kc.studies_path)
         self.phases.begin("study")
         self.sweeper = Sweeper(
             name=config.name,

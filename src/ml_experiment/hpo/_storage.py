@@ -1,4 +1,13 @@
-"""Persistent Optuna storage: a journal file beside the knowledge center (multi-process safe)."""
+"""Persistent Optuna storage, chosen by URL: a journal file (default), a database, a gRPC proxy.
+
+- a path: Optuna's journal file beside the knowledge center (multi-process safe on one disk);
+- ``postgresql://...`` (or ``mysql://``, ``sqlite:///``): Optuna's RDB storage, a small pool per
+  process with ``pool_pre_ping`` so a restarted database is reconnected;
+- ``grpc://host:port``: Optuna's gRPC storage proxy, so that many workers share the proxy's few
+  database connections instead of opening their own.
+
+Workers open the same URL: nothing on the driver's disk is needed for pruning reports.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from optuna.storages import JournalStorage
+    from optuna.storages import BaseStorage
+
+STORAGE_ENV = "ML_EXPERIMENT_STUDY_STORAGE"
+_RDB_SCHEMES = ("postgresql", "mysql", "sqlite")
+# Per process: one connection in use, two more under load; stale ones are tested before use.
+_ENGINE = {"pool_pre_ping": True, "pool_size": 1, "max_overflow": 2, "pool_recycle": 300}
 
 _log = logging.getLogger(__name__)
 # Every record Optuna writes is one JSON object on one line that starts with this key.
@@ -130,12 +144,79 @@ def _backend_class() -> type:
     return ProcessSafeJournalBackend
 
 
+def study_location(configured: str | None, default: Path) -> str:
+    """The group's storage: the job file's ``study_storage``, the environment's, else ``default``."""
+    location = configured or os.environ.get(STORAGE_ENV) or str(default)
+    storage_kind(location)  # an unknown scheme is bad input before anything is written
+    return location
+
+
+def storage_kind(location: str) -> str:
+    """``journal``, ``rdb`` or ``grpc``: how :func:`open_storage` opens ``location``."""
+    scheme = location.split("://", 1)[0].split("+", 1)[0].lower() if "://" in location else ""
+    if scheme == "grpc":
+        return "grpc"
+    if scheme in _RDB_SCHEMES:
+        return "rdb"
+    if scheme:
+        from ml_experiment.exceptions import ConfigError
+
+        raise ConfigError(
+            f"unsupported study storage {public_url(location)!r}: use a journal file path, "
+            "postgresql://user@host:port/db, mysql://..., sqlite:///file.db or grpc://host:port",
+            field="study_storage",
+        )
+    return "journal"
+
+
+def public_url(location: str) -> str:
+    """``location`` with any password masked (what is recorded and printed)."""
+    if "://" not in location or "@" not in location:
+        return location
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(location).render_as_string(hide_password=True)
+    except Exception:
+        return location.split("://", 1)[0] + "://***@" + location.rsplit("@", 1)[1]
+
+
+def _rdb_url(location: str) -> str:
+    # psycopg (3) is the driver installed with the `postgres` extra; SQLAlchemy's default for a
+    # bare postgresql:// is psycopg2.
+    if location.startswith("postgresql://"):
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg2") is None:
+            return "postgresql+psycopg://" + location.removeprefix("postgresql://")
+    return location
+
+
 @functools.cache
-def open_storage(path: str) -> JournalStorage:
-    """Open (creating if needed) the journal storage at ``path``; one object per process."""
+def open_storage(location: str) -> BaseStorage:
+    """Open (creating if needed) the study storage at ``location``; one object per process."""
+    kind = storage_kind(location)
+    if kind == "grpc":
+        from optuna.storages import GrpcStorageProxy
+
+        host, _, port = location.removeprefix("grpc://").rstrip("/").rpartition(":")
+        return GrpcStorageProxy(host=host or "127.0.0.1", port=int(port))
+    if kind == "rdb":
+        from optuna.storages import RDBStorage
+
+        try:
+            return RDBStorage(_rdb_url(location), engine_kwargs=dict(_ENGINE))
+        except ImportError as exc:
+            from ml_experiment.exceptions import MissingDependencyError
+
+            scheme = location.split(":", 1)[0]
+            raise MissingDependencyError(
+                f"a {scheme} study storage", exc.name or "psycopg", "postgres"
+            ) from exc
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileSymlinkLock
 
+    path = location
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     # A short grace period: a lock is held for one append, so a stale one means a killed driver.
     lock = JournalFileSymlinkLock(path, grace_period=5)

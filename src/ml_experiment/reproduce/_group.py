@@ -65,11 +65,12 @@ def _select(trials: str, record: RunRecord, children: dict[int, Any]) -> list[in
 def _study(record: RunRecord, name_tag: str = "ml_experiment.study") -> Any:
     import optuna
 
-    from ml_experiment.hpo import open_storage
+    from ml_experiment.hpo import open_storage, storage_kind
 
     path = record.tags.get("ml_experiment.study_storage")
     name = record.tags.get(name_tag)
-    if not path or not name or not Path(path).exists():
+    journal = bool(path) and storage_kind(str(path)) == "journal"
+    if not path or not name or (journal and not Path(path).exists()):
         raise CannotReproduce(f"the study of group run {record.run_id} is not here ({path})")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.load_study(study_name=name, storage=open_storage(path))
