@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -190,49 +183,7 @@ def test_diff_command(workdir: Path, tmp_path_factory: pytest.TempPathFactory) -
     )
 
 
-# -- against an mlflow server ------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def mlflow_server(tmp_path: Path) -> Iterator[str]:
-    """A real ``mlflow server`` on 127.0.0.1 with its own store (as tests/e2e/test_mlflow_server)."""
-    port = _free_port()
-    store = tmp_path / "server"
-    store.mkdir()
-    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--workers", "1", "--backend-store-uri", f"sqlite:///{store / 'kc.db'}"]
-    cmd += ["--artifacts-destination", str(store / "artifacts")]
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    proc = subprocess.Popen(
-        cmd, cwd=store, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            assert proc.poll() is None, f"server exited with {proc.returncode}"
-            assert time.time() < deadline, "server did not become healthy"
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
+# -- against an mlflow server (the mlflow_server fixture of tests/conftest.py) ---------------
 @pytest.mark.slow
 def test_audit_and_diff_on_a_tracking_server(mlflow_server: str, tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient

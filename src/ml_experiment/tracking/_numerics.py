@@ -88,7 +88,8 @@ def numerics_info(hardware: dict[str, str] | None = None) -> dict[str, Any]:
         hardware: The run's hardware part, for the GPU and driver (``gpu*`` keys).
     """
     gpu = {k: v for k, v in (hardware or {}).items() if k.startswith(("gpu", "cuda"))}
-    return {"env": float_env(), "threadpools": threadpools(), "cpu_flags": cpu_flags(), "gpu": gpu}
+    pools = threadpools()  # first: loading the OpenMP runtimes may set KMP_* variables
+    return {"env": float_env(), "threadpools": pools, "cpu_flags": cpu_flags(), "gpu": gpu}
 
 
 def numerics_tags(info: dict[str, Any]) -> dict[str, str]:
