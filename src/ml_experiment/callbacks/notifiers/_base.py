@@ -30,21 +30,18 @@ def format_duration(seconds: Any) -> str | None:
 
 
 def format_value(value: Any) -> str:
-    """Short text: ``0.123457`` (6 significant digits), ``[1, 2]``, ``C=1, kernel='rbf'`` for a
-    mapping; at most 20 items."""
+    """Short text: ``0.123457`` (6 significant digits), ``'rbf'``, ``[1, 2]``, ``C=1, kernel='rbf'``
+    for a mapping; at most 20 items."""
     value = value.tolist() if callable(getattr(value, "tolist", None)) else value  # numpy
     if isinstance(value, Mapping):
-        items = [
-            f"{k}={v!r}" if isinstance(v, str) else f"{k}={format_value(v)}"
-            for k, v in value.items()
-        ]
+        items = [f"{k}={format_value(v)}" for k, v in value.items()]
         return ", ".join(items[:20] + [f"... (+{len(items) - 20} more)"] * (len(items) > 20))
     if isinstance(value, list | tuple):
         text = ", ".join(map(format_value, value[:20])) + ", ..." * (len(value) > 20)
         return f"[{text[:198]}]"
     if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
         return f"{float(value):.6g}"
-    return "n/a" if value is None else str(value)[:200]
+    return "n/a" if value is None else (repr if isinstance(value, str) else str)(value)[:200]
 
 
 def format_error(error: Any) -> str | None:
