@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import EXAMPLES, all_runs, client, run_cli, write
+from tests.conftest import CLI, EXAMPLES, all_runs, client, run_cli, write
 
 pytestmark = pytest.mark.slow
 
@@ -198,3 +201,53 @@ def test_the_knowledge_center_can_be_an_mlflow_server_on_the_host(
     assert run.info.status == "FINISHED"
     assert _container_tags(run)["container.image_id"] == project_image
     assert not (proj / "mlruns.db").exists()
+
+
+def test_output_streams_live_and_ctrl_c_stops_the_container(
+    tmp_path: Path, base_image: str, project_image: str, docker_env: dict[str, str], engine: Any
+) -> None:
+    proj = tmp_path / "proj"
+    write(
+        proj / "slow.py",
+        """
+        import time
+        from ml_experiment import job
+
+        @job
+        def main(seconds: float = 120):
+            print("started", flush=True)
+            time.sleep(seconds)
+            return {"slept": seconds}
+
+        if __name__ == "__main__":
+            main()
+        """,
+    )
+    write(
+        proj / "job.yaml",
+        f"""
+        name: slow
+        kind: experiment
+        run: [slow.py]
+        docker_config: {{image: '{base_image}'}}
+        """,
+    )
+    proc = subprocess.Popen(
+        [*CLI, "run", "job.yaml"], cwd=proj, env={**os.environ, **docker_env},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # before the job ends: the output is live
+        assert line.strip() == "started", line
+        t0 = time.time()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert time.time() - t0 < 60
+    (run,) = all_runs(client(proj), "slow")
+    assert run.info.status in ("KILLED", "FAILED")
+    assert not engine.containers.list(all=True, filters={"label": "org.ml-experiment.job=slow"})

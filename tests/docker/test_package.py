@@ -32,8 +32,8 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, float
     subprocess.run(["git", "add", "."], cwd=proj, check=True, env=env)
     subprocess.run(["git", "commit", "-qm", "init"], cwd=proj, check=True, env=env)
     script = proj / "train_svm.py"  # the patch: what ran differs from the commit
-    script.write_text(script.read_text().replace("test_size=0.2", "test_size=0.25"))
-    assert "test_size=0.25" in script.read_text()
+    script.write_text(script.read_text().replace("test_size=0.5", "test_size=0.4"))
+    assert "test_size=0.4" in script.read_text()
     done = run_cli("run", "svm_experiment.yaml", "-q", cwd=proj)
     assert done.returncode == 0, done.stderr
     (run,) = all_runs(client(proj), "SVM #1")
@@ -68,7 +68,7 @@ def test_package_without_an_engine_writes_a_complete_context(
     assert {p.name for p in ctx.iterdir()} == {
         "Dockerfile", "code", "entrypoint.sh", "job.json", "requirements.lock", "wheelhouse",
     }  # fmt: skip
-    assert "test_size=0.25" in (ctx / "code" / "train_svm.py").read_text()  # commit + patch
+    assert "test_size=0.4" in (ctx / "code" / "train_svm.py").read_text()  # commit + patch
     assert "--require-hashes" in (ctx / "Dockerfile").read_text()
     assert "SOURCE_DATE_EPOCH=" in (ctx / "Dockerfile").read_text()
     lock = (ctx / "requirements.lock").read_text()

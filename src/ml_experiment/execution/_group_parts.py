@@ -74,6 +74,7 @@ def trial_record(
     data: dict[str, str],
 ) -> RunRecord:
     """A trial's child run, from what the study and the worker know of it."""
+    from ml_experiment.tracking._capture import run_tags
     from ml_experiment.tracking.record import RunRecord
 
     number = told.frozen.number
@@ -85,6 +86,7 @@ def trial_record(
     if result.ended and result.started:
         metrics["duration_s"] = result.ended - result.started
     tags: dict[str, Any] = {TAG_TRIAL: number, TAG_STATE: told.state}
+    tags.update({k: v for k, v in run_tags().items() if k.startswith("container.")})  # Docker
     if result.pid:
         tags[TAG_WORKER] = result.pid
     replay_of = told.frozen.user_attrs.get(ATTR_REPLAY_OF)
