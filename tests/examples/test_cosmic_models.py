@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 from tests.conftest import EXAMPLES, all_runs, artifact_paths, client, run_cli
+from tests.examples.conftest import without_report
 
 COSMIC = EXAMPLES / "cosmic_rays"
 MODELS = ("svm", "xgboost", "autoencoder_v1", "autoencoder_v2", "vae")
@@ -165,10 +166,12 @@ def test_five_models_and_the_final_table_through_the_cli(tmp_path: Path) -> None
     for model in MODELS:
         name = f"cosmic-{model}-physical"
         proc = run_cli(
-            "run", str(COSMIC / f"{model}.yaml"), "--name", name, "--num_trials", "2",
+            "run", *without_report(COSMIC / f"{model}.yaml", tmp_path), "--name", name,
+            "--num_trials", "2",
             "--params", json.dumps(SMALL[model]), cwd=tmp_path, env=env,
         )  # fmt: skip
         assert proc.returncode == 0, f"{model}:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    assert not (tmp_path / "reports").exists()  # the job files above were the ones that ran
     c = client(tmp_path)
     for model in MODELS:
         parent, children = _parent_and_children(c, f"cosmic-{model}-physical")

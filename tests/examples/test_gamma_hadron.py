@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from tests.conftest import EXAMPLES, all_runs, client, run_cli
+from tests.examples.conftest import without_report
 
 GAMMA = EXAMPLES / "gamma_hadron"
 
@@ -47,10 +48,11 @@ def test_magic_groups_and_final_table_through_the_cli(tmp_path: Path) -> None:
     small = {"xgboost": {"max_boost_round": 10}, "svm": {"n_components": 20}}
     for model, params in small.items():
         proc = run_cli(
-            "run", str(GAMMA / f"{model}.yaml"), "--num_trials", "2",
+            "run", *without_report(GAMMA / f"{model}.yaml", tmp_path), "--num_trials", "2",
             "--params", json.dumps(params), cwd=tmp_path,
         )  # fmt: skip
         assert proc.returncode == 0, f"{model}:\n{proc.stderr[-3000:]}"
+    assert not (tmp_path / "reports").exists()  # the job files above were the ones that ran
     results = tmp_path / "RESULTS.md"
     proc = run_cli(
         "run", str(GAMMA / "final_table.yaml"),
