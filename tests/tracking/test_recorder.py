@@ -179,3 +179,29 @@ def test_load_says_what_is_missing(tracker: MLflowTracker, uri: str) -> None:
     assert record.console is None and record.code == {}
     with pytest.raises(TrackingError, match=f"run {run_id} lacks its console .logs/console.log"):
         RunRecord.load(run_id, tracking_uri=uri, parts=("params", "console"))
+
+
+def test_writes_wait_out_an_unreachable_store_then_give_up(monkeypatch):
+    from ml_experiment.tracking._outage import StoreUnavailable, through_outage
+
+    calls: list[int] = []
+    retries: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionError("Connection refused")
+        return "written"
+
+    sleeps: list[float] = []
+    assert through_outage(flaky, before_retry=lambda: retries.append(1), sleep=sleeps.append) == (
+        "written"
+    )
+    assert len(calls) == 3 and len(retries) == 2 and sleeps == [0.5, 1.0]
+
+    with pytest.raises(ValueError, match="refused"):  # a refusal is not an outage
+        through_outage(lambda: (_ for _ in ()).throw(ValueError("refused")), sleep=sleeps.append)
+
+    monkeypatch.setenv("ML_EXPERIMENT_STORE_OUTAGE_S", "0")
+    with pytest.raises(StoreUnavailable, match="run the same command with --resume"):
+        through_outage(lambda: (_ for _ in ()).throw(ConnectionError("down")), sleep=sleeps.append)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ml_experiment.execution.sweeper import Told
     from ml_experiment.tracking._mlflow import MLflowTracker
     from ml_experiment.tracking.record import RunRecord
+    from ml_experiment.tracking.recorder import Recorder
 
 TAG_TRIAL = "ml_experiment.trial_number"
 TAG_STATE = "ml_experiment.trial_state"
@@ -158,3 +159,30 @@ def group_report(parent_run_id: str, tracker: MLflowTracker) -> str | None:
 
 def _json(value: Any) -> bytes:
     return json.dumps(value, indent=2, default=str).encode("utf-8")
+
+
+def write_trial(recorder: Recorder, record: RunRecord, number: int) -> None:
+    """Write a trial's record, waiting out an unreachable store; never the same trial twice."""
+    from ml_experiment.tracking._outage import through_outage
+
+    def find_written() -> None:  # an attempt that failed after the store took the run
+        if record.run_id is not None:
+            return
+        client = recorder.tracker.client
+        found = client.search_runs(
+            [recorder.tracker.experiment_id(record.experiment)],
+            filter_string=f"tags.`mlflow.parentRunId` = '{record.parent_run_id}' and "
+            f"tags.`{TAG_TRIAL}` = '{number}'",
+            max_results=1,
+        )
+        if found:
+            record.run_id = found[0].info.run_id
+            done.append(found[0].info.status != "RUNNING")
+
+    done: list[bool] = []
+
+    def write() -> None:
+        if not (done and done[-1]):
+            recorder.write(record)
+
+    through_outage(write, before_retry=find_written, where=recorder.tracker.kc.tracking_uri)

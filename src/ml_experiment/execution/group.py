@@ -24,6 +24,7 @@ from ml_experiment.execution._group_parts import (
     group_report,
     summarise,
     trial_record,
+    write_trial,
 )
 from ml_experiment.execution._invoke import bind_params
 from ml_experiment.execution._progress import GroupProgress
@@ -277,7 +278,7 @@ class GroupRun:
         )
         if told.state == "complete" and not result.metrics:  # recovered: the study has them
             record.metrics.update(self.sweeper.metric_values(told.frozen))
-        self.recorder.write(record)
+        write_trial(self.recorder, record, told.frozen.number)
 
     # -- the end --------------------------------------------------------------------------
     def _interrupted_message(self) -> str:

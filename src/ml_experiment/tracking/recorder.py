@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ml_experiment.exceptions import ExecutionError, TrackingError
+from ml_experiment.tracking._outage import StoreUnavailable, is_unreachable
 from ml_experiment.tracking.record import TAG_ERROR, TAG_PARENT, RunRecord
 from ml_experiment.tracking.redact import clip, redact_params, scrub, secret_values
 
@@ -164,12 +165,16 @@ class Recorder:
         except Exception as exc:
             if record.run_id is None:
                 record.run_id = getattr(exc, "run_id", None)
+            if is_unreachable(exc):  # not a refusal: the caller waits for the store
+                raise StoreUnavailable(f"{record.name}: {_first_line(exc)}") from exc
             self._fail_written(record, secrets, exc, keep_run=record.run_id is not None)
             return _run_id(record)
         try:
             self._write_texts(record, secrets)
             self._write_files(record.run_id, record.artifacts)
         except Exception as exc:
+            if is_unreachable(exc):
+                raise StoreUnavailable(f"{record.name}: {_first_line(exc)}") from exc
             self._fail_written(record, secrets, exc, keep_run=True)
         self._written.pop(record.run_id, None)
         self.tracker.forget(record.run_id)
@@ -186,6 +191,8 @@ class Recorder:
             self.tracker.log(run_id, steps=record.steps)
             self.finish(record)
         except Exception as exc:
+            if is_unreachable(exc):
+                raise StoreUnavailable(f"{record.name}: {_first_line(exc)}") from exc
             self._fail_written(record, secrets, exc, keep_run=True)
         return run_id
 
