@@ -217,10 +217,22 @@ def project_wheelhouse(python_version: str) -> Path:
             work.rename(final)
         except OSError:  # another process finished it first
             shutil.rmtree(work, ignore_errors=True)
+        _prune(final.parent, keep=final)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return final
+
+
+def _prune(folder: Path, keep: Path, *, at_most: int = 2) -> None:
+    """Keep the newest wheelhouses only (each is a few hundred MB); unfinished ones stay."""
+    done = sorted(
+        (p for p in folder.iterdir() if (p / ".complete").is_file() and p != keep),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in done[at_most - 1 :]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _ensure(path: Path) -> Path:
