@@ -115,7 +115,7 @@ class Recorder:
         tags.pop(TAG_PARENT, None)
         self.tracker.log(run_id, metrics=metrics, tags=tags, step=last_step)
         self._write_texts(record, secrets)
-        self._write_files(run_id, record.artifacts)
+        self._write_files(run_id, _scrub_code(record.artifacts, secrets))
         self.tracker.end_run(run_id, record.status, end_time=record.end_time)
         self._written.pop(run_id, None)
         self.tracker.forget(run_id)
@@ -171,7 +171,7 @@ class Recorder:
             return _run_id(record)
         try:
             self._write_texts(record, secrets)
-            self._write_files(record.run_id, record.artifacts)
+            self._write_files(record.run_id, _scrub_code(record.artifacts, secrets))
         except Exception as exc:
             if is_unreachable(exc):
                 raise StoreUnavailable(f"{record.name}: {_first_line(exc)}") from exc
@@ -250,6 +250,10 @@ class Recorder:
                 self.tracker.log_text(run_id, text, artifact_file)
                 done.add(artifact_file)
 
+    def write_artifacts(self, run_id: str, artifacts: Mapping[str, str | Path | bytes]) -> None:
+        """Write artifacts to an open run (the rule of :func:`artifact_dir`)."""
+        self._write_files(run_id, artifacts)
+
     def _write_files(self, run_id: str, artifacts: Mapping[str, str | Path | bytes]) -> None:
         missing = missing_artifacts(artifacts)
         if missing:
@@ -260,6 +264,21 @@ class Recorder:
                 continue
             path = Path(value)
             self.tracker.log_artifact(run_id, path, artifact_dir(name, path))
+
+
+def _scrub_code(
+    artifacts: Mapping[str, str | Path | bytes], secrets: list[str]
+) -> dict[str, str | Path | bytes]:
+    """The code snapshot's files scrubbed like every text the store keeps (a job file may name
+    notify URLs, a script a secret-named param's value)."""
+    from ml_experiment.tracking.record import SNAPSHOT_DIR
+
+    out = dict(artifacts)
+    for name, value in artifacts.items():
+        if isinstance(value, bytes) and name.startswith(SNAPSHOT_DIR + "/") and secrets:
+            text = value.decode("utf-8", errors="surrogateescape")
+            out[name] = scrub(text, secrets).encode("utf-8", errors="surrogateescape")
+    return out
 
 
 def _run_id(record: RunRecord) -> str:
