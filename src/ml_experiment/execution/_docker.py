@@ -78,6 +78,7 @@ def _folders(config: Any, tracking_uri: str | None) -> tuple[list[Path], str]:
     if config.source is not None:
         folders.append(Path(config.source).resolve().parent)
     folders += [_git_root(Path(s).resolve().parent) for s in config.run]
+    folders += [Path(f).resolve().parent for f in getattr(config, "data_files", None) or ()]
     db = sqlite_path(kc.tracking_uri)
     if db is not None:
         folders.append(db.parent)

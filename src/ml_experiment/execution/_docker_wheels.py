@@ -217,14 +217,14 @@ def project_wheelhouse(python_version: str) -> Path:
             work.rename(final)
         except OSError:  # another process finished it first
             shutil.rmtree(work, ignore_errors=True)
-        _prune(final.parent, keep=final)
+        prune(final.parent, keep=final)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return final
 
 
-def _prune(folder: Path, keep: Path, *, at_most: int = 2) -> None:
+def prune(folder: Path, keep: Path, *, at_most: int = 2) -> None:
     """Keep the newest wheelhouses only (each is a few hundred MB); unfinished ones stay."""
     done = sorted(
         (p for p in folder.iterdir() if (p / ".complete").is_file() and p != keep),

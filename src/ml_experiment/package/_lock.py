@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
+import os
 import shutil
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -98,6 +101,49 @@ def _local_source(origin: str) -> Path | None:
     return path if path.exists() else None
 
 
+def _cached_wheelhouse(
+    local: list[Path], extra: list[str], constraints: str, dest: Path, python_version: str
+) -> None:
+    """``pip_wheelhouse`` into ``dest``, through a cache keyed by everything that decides it."""
+    from ml_experiment.execution._docker_wheels import cache_dir, prune
+
+    hashes = sorted(hashlib.sha256(w.read_bytes()).hexdigest() for w in local)
+    key = hashlib.sha256(
+        json.dumps([hashes, sorted(extra), constraints, python_version]).encode()
+    ).hexdigest()[:16]
+    cached = cache_dir() / "package-wheelhouse" / key
+    if not (cached / ".complete").is_file():
+        work = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=_mkdir(cached.parent)))
+        try:
+            for wheel in local:
+                shutil.copy2(wheel, work)
+            pip_wheelhouse(
+                [str(work / w.name) for w in local] + extra,
+                constraints, work, python_version=python_version,
+            )  # fmt: skip
+            (work / ".complete").write_text("")
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        try:
+            work.rename(cached)
+        except OSError:  # another process finished it first
+            shutil.rmtree(work, ignore_errors=True)
+        prune(cached.parent, keep=cached)
+    for wheel in cached.glob("*.whl"):
+        target = dest / wheel.name
+        if not target.exists():
+            try:
+                os.link(wheel, target)
+            except OSError:
+                shutil.copy2(wheel, target)
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def make_wheelhouse(requirements: str, code: Path, dest: Path, *, python_version: str) -> Lock:
     """Fill ``dest`` with the wheels a packaged run installs; the lock describing them.
 
@@ -131,9 +177,7 @@ def make_wheelhouse(requirements: str, code: Path, dest: Path, *, python_version
     wanted = _distributions(imported_modules(code), pins)
     extra = [pins.exact[k][0] for k in wanted if k not in pins.local]
     constraints = pins.constraints(without=tuple(pins.local))
-    pip_wheelhouse(
-        [*(str(w) for w in local_wheels), *extra], constraints, dest, python_version=python_version
-    )
+    _cached_wheelhouse(local_wheels, extra, constraints, dest, python_version)
     for wheel in sorted(dest.glob("*.whl")):
         lock.wheels[wheel.name] = hashlib.sha256(wheel.read_bytes()).hexdigest()
     return lock
