@@ -86,6 +86,7 @@ class RayStart:
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self._shutdown_error: BaseException | None = None
+        self._warm: list[Any] = []  # the warm-up tasks' refs, held while Ray runs
         self._thread: threading.Thread | None = None
         self._inline: contextlib.ExitStack | None = None
 
@@ -117,6 +118,8 @@ class RayStart:
                     continue
                 self._error = exc
         self.phases.end("ray_start")
+        if session is not None:
+            self._warm = warm_workers(self.config)
         self._up.set()
         if session is None:
             return
@@ -127,6 +130,8 @@ class RayStart:
         except BaseException as exc:
             self._shutdown_error = exc
         finally:
+            # Dropped only now: a warm-up cut short by the shutdown would print an error.
+            self._warm.clear()
             self.phases.end("ray_shutdown")
 
     def ready(self) -> None:
@@ -154,6 +159,36 @@ class RayStart:
             error, self._shutdown_error = self._shutdown_error, None
             # The group's outcome is recorded and shown by now: say so, do not fail it.
             print(f"warning: Ray did not shut down cleanly: {error}", file=sys.stderr)
+
+
+def _warm_worker() -> int:
+    """A no-op task: Ray starts a worker process for it, which imports the trial code."""
+    import ml_experiment.execution._worker  # noqa: F401
+
+    return os.getpid()
+
+
+def warm_workers(config: Any) -> list[Any]:
+    """One no-op task per slot, shaped like a trial, submitted as soon as Ray is up.
+
+    Joining a running cluster, a new driver's workers are started with its first tasks (~1-2 s
+    each: a Python process importing Ray and the trial code); started now, while the driver
+    still opens the store and the study, they are ready for the first trial. Best effort.
+    """
+    need = getattr(config, "resources_per_worker", None)
+    if need is None:
+        return []
+    try:
+        import ray
+
+        from ml_experiment.execution._ray import slots
+
+        remote = ray.remote(_warm_worker).options(
+            num_cpus=need.cpu, num_gpus=need.gpu or None, max_retries=0
+        )
+        return [remote.remote() for _ in range(slots(config))]
+    except Exception:  # the group's own start says what is wrong, if anything is
+        return []
 
 
 def parent_record(group: Any) -> RunRecord:
