@@ -153,7 +153,7 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
     """A real ``mlflow server`` on 127.0.0.1 with its own SQLite store and artifact folder."""
     port = free_port()
     store = tmp_path / "server"
-    store.mkdir()
+    store.mkdir(exist_ok=True)
     cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--workers", "1", "--backend-store-uri", f"sqlite:///{store / 'kc.db'}"]
     cmd += ["--artifacts-destination", str(store / "artifacts")]

@@ -24,6 +24,7 @@ TAG_TRIAL = "ml_experiment.trial_number"
 TAG_STATE = "ml_experiment.trial_state"
 TAG_WORKER = "ml_experiment.worker"
 TAG_REPLAY_OF = "ml_experiment.replay_of"
+TAG_NODE = "ml_experiment.node"  # the Ray node id
 MLFLOW_STATUS = {"complete": "FINISHED", "fail": "FAILED", "pruned": "KILLED"}
 
 
@@ -90,6 +91,8 @@ def trial_record(
     tags.update({k: v for k, v in run_tags().items() if k.startswith("container.")})  # Docker
     if result.pid:
         tags[TAG_WORKER] = result.pid
+    if result.node:
+        tags[TAG_NODE] = result.node
     replay_of = told.frozen.user_attrs.get(ATTR_REPLAY_OF)
     if replay_of is not None:
         tags[TAG_REPLAY_OF] = replay_of
@@ -112,7 +115,7 @@ def trial_record(
         artifacts=dict(result.artifacts),
         seeds={**({"seed": str(seed)} if seed is not None else {}), **result.seeds},
         data=data,
-        console=result.console,
+        console=None if result.stored else result.console,
         error=told.error,
         traceback=result.traceback,
     )

@@ -46,6 +46,7 @@ def ray_session(config: Any) -> Iterator[None]:
     kwargs.update(rc.init_kwargs())
     temp_dir = None
     if rc.address:
+        ship_code(config, kwargs)
         ray.init(address=rc.address, **kwargs)
     else:
         from ml_experiment._tmp import make_private_dir, remove_stale
@@ -78,6 +79,31 @@ def ray_session(config: Any) -> Iterator[None]:
         ray.shutdown()
         if temp_dir:
             shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+# Never shipped to a cluster with the code: the knowledge center, version control, outputs.
+SHIP_EXCLUDES = [
+    "mlruns.db*", "mlartifacts/", "optuna-studies.journal*", ".git/", "reports/", "*.pyc",
+    ".venv/", "__pycache__/",
+]  # fmt: skip
+
+
+def code_dir(config: Any) -> str:
+    """The folder holding every script of the job (what a cluster's workers import from)."""
+    return os.path.commonpath([os.path.dirname(str(script)) for script in config.run])
+
+
+def ship_code(config: Any, kwargs: dict[str, Any]) -> None:
+    """Joining a cluster: the scripts' folder goes to every worker as Ray's working_dir.
+
+    Workers on other machines share no disk with the driver; Ray uploads the folder once per
+    job and starts each worker in its copy. A working_dir given in ``ray_config`` is kept.
+    """
+    env = dict(kwargs.get("runtime_env") or {})
+    if "working_dir" not in env:
+        env["working_dir"] = code_dir(config)
+        env["excludes"] = [*env.get("excludes", []), *SHIP_EXCLUDES]
+    kwargs["runtime_env"] = env
 
 
 def slots(config: Any) -> int:

@@ -42,6 +42,8 @@ class TrialSpec:
     # autologging has an active run to write to. (knowledge center, experiment name, parent run)
     live_run: tuple[Any, str, str] | None = None
     deterministic: bool = False
+    # Joining a cluster: the driver's folder of the scripts, shipped as Ray's working_dir.
+    code_dir: str | None = None
 
 
 @dataclass
@@ -59,6 +61,8 @@ class TrialResult:
     console: str | None = None
     run_id: str | None = None  # the child run, when the worker opened it
     determinism: list[str] | None = None  # switches applied (deterministic: true)
+    node: str | None = None  # the Ray node the trial ran on
+    stored: bool = False  # artifacts and console log already uploaded by the worker
 
 
 def _job_function(spec: TrialSpec) -> JobFunction:
@@ -68,6 +72,9 @@ def _job_function(spec: TrialSpec) -> JobFunction:
         from ml_experiment.execution._load import load_job_function
 
         script = Path(spec.script)
+        if spec.code_dir and not script.exists():
+            # Another machine: the worker runs in Ray's copy of the driver's folder.
+            script = Path.cwd() / script.relative_to(spec.code_dir)
         # Imports inside the job function resolve like they do for ``python script.py``.
         if str(script.parent) not in sys.path:
             sys.path.insert(0, str(script.parent))
@@ -78,7 +85,7 @@ def _job_function(spec: TrialSpec) -> JobFunction:
 @contextlib.contextmanager
 def _live_run(spec: TrialSpec, job_fn: JobFunction, result: TrialResult) -> Iterator[None]:
     """Open the trial's child run here, with autologging on, when the job asked for autologging."""
-    if spec.live_run is None or not job_fn.options.autologging_backends:
+    if spec.live_run is None:
         yield
         return
     import mlflow
@@ -95,11 +102,13 @@ def _live_run(spec: TrialSpec, job_fn: JobFunction, result: TrialResult) -> Iter
     result.run_id = Recorder(MLflowTracker(kc)).start(opened)
     backends = job_fn.options.autologging_backends
     with fluent_tracking_uri(kc.tracking_uri), mlflow.start_run(run_id=result.run_id):
-        enable_autologging(backends)
+        if backends:
+            enable_autologging(backends)
         try:
             yield
         finally:
-            disable_autologging(backends)
+            if backends:
+                disable_autologging(backends)
 
 
 def _is_pruned(exc: BaseException) -> bool:
@@ -183,4 +192,38 @@ def execute_trial(spec: TrialSpec) -> TrialResult:
             loader._uninstall()
     if spec.log_seeds:
         result.seeds = recorder.recorded()
+    result.node = _node_id()
+    if spec.live_run is not None and result.run_id is not None and spec.live_run[0].remote:
+        _store_files(spec, result)
     return result
+
+
+def _node_id() -> str | None:
+    ray = sys.modules.get("ray")
+    try:
+        return str(ray.get_runtime_context().get_node_id()) if ray is not None else None
+    except Exception:  # outside a Ray worker (tests call execute_trial directly)
+        return None
+
+
+def _store_files(spec: TrialSpec, result: TrialResult) -> None:
+    """With a tracking server, this worker uploads the trial's files: the driver may not see them.
+
+    Only the server's URL must be reachable from the worker (MLflow's proxied artifact access).
+    """
+    from ml_experiment.tracking._mlflow import MLflowTracker
+    from ml_experiment.tracking.recorder import Recorder
+    from ml_experiment.tracking.redact import scrub, secret_values
+
+    recorder = Recorder(MLflowTracker(spec.live_run[0]))  # type: ignore[index]
+    run_id = str(result.run_id)
+    try:
+        if result.state == "complete" and result.artifacts:
+            recorder.write_artifacts(run_id, result.artifacts)
+        if result.console:
+            text = scrub(result.console, secret_values(spec.params))
+            recorder.tracker.log_text(run_id, text, "logs/console.log")
+        result.artifacts, result.stored = {}, True
+    except Exception as exc:  # the trial's record says why; the group goes on
+        result.state = "fail"
+        result.error = f"could not upload the trial's files from its worker: {exc}"

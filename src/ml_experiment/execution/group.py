@@ -28,7 +28,7 @@ from ml_experiment.execution._group_parts import (
 )
 from ml_experiment.execution._invoke import bind_params
 from ml_experiment.execution._progress import GroupProgress
-from ml_experiment.execution._ray import slots
+from ml_experiment.execution._ray import code_dir, slots
 from ml_experiment.execution._signals import SafePointStop, interrupts_raise
 from ml_experiment.execution._startup import Phases, RayStart, load_data, parent_record
 from ml_experiment.execution._summary import group_summary, show
@@ -215,7 +215,7 @@ class GroupRun:
 
         seed = self.config.seed
         live_run = None
-        if self.job_fn.options.autologging_backends:
+        if self.job_fn.options.autologging_backends or self.kc.remote:
             live_run = (self.kc, self.config.name, str(self.parent.run_id))
         return TrialSpec(
             script=str(self.script),
@@ -233,6 +233,7 @@ class GroupRun:
             data_ref=self.data_ref,
             live_run=live_run,
             deterministic=self.config.deterministic,
+            code_dir=code_dir(self.config) if self.config.ray_config.address else None,
         )
 
     def dispatched(self, trial: optuna.Trial, spec: TrialSpec) -> None:

@@ -65,6 +65,11 @@ class KnowledgeCenter:
         )
 
     @property
+    def remote(self) -> bool:
+        """A tracking server: trial files are uploaded by the workers that made them."""
+        return self.tracking_uri.startswith(("http://", "https://"))
+
+    @property
     def studies_path(self) -> Path:
         return self.base_dir / STUDIES_FILE
 

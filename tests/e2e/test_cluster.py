@@ -1,0 +1,160 @@
+"""A group on a two-node Ray cluster whose second node shares no disk with the driver.
+
+The second node runs in its own mount namespace with empty tmpfs over the project folder and the
+tracking server's store: any reliance on the driver's filesystem (the script, the study journal,
+artifact paths) fails there. Study in PostgreSQL, runs and artifacts on an mlflow server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.conftest import free_port, run_cli, write
+
+pytestmark = pytest.mark.slow
+
+RAY = str(Path(sys.executable).parent / "ray")
+ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+
+OBJECTIVE = """
+import time
+from pathlib import Path
+from ml_experiment import job, Trial
+
+@job
+def main(x: float = 0.0):
+    trial = Trial.get_current()
+    for step in range(3):
+        time.sleep(0.05)
+        trial.report(x * (step + 1), step)  # the pruner, from whichever node runs this
+        if trial.should_prune():
+            import optuna
+            raise optuna.TrialPruned()
+    print(f"x={x:.4f}")
+    Path("weights.txt").write_text(str(x))
+    return {"y": x}, {"model": "weights.txt"}
+"""
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=5)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture
+def two_nodes(tmp_path: Path) -> Iterator[str]:
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("a node without the driver's disk needs root and unshare (util-linux)")
+    port = free_port()
+    temp = tempfile.mkdtemp(prefix="mlx-cluster-")
+    common = ["--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
+    head = subprocess.Popen(
+        [RAY, "start", "--head", f"--port={port}", f"--temp-dir={temp}",
+         "--include-dashboard=false", *common],
+        env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    hidden = [tmp_path / "project", tmp_path / "server"]
+    for folder in hidden:
+        folder.mkdir(exist_ok=True)
+    mounts = " && ".join(f"mount -t tmpfs none '{folder}'" for folder in hidden)
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        deadline = time.time() + 60
+        while True:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.time() < deadline, "ray start --head did not open its port"
+            time.sleep(0.5)
+        node = " ".join([RAY, "start", f"--address=127.0.0.1:{port}", *common])
+        second = subprocess.Popen(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c", f"{mounts} && exec {node}"],
+            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        count = (
+            "import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); "
+            "print(sum(n['Alive'] for n in ray.nodes()))"
+        )
+        deadline = time.time() + 90
+        while True:
+            out = subprocess.run(
+                [sys.executable, "-c", count, f"127.0.0.1:{port}"],
+                env=ENV, capture_output=True, text=True, timeout=60,
+            ).stdout.strip()  # fmt: skip
+            if out.endswith("2"):
+                break
+            assert time.time() < deadline and second.poll() is None, "the second node did not join"
+            time.sleep(1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        if second is not None:
+            _stop(second)
+        _stop(head)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_group_on_two_nodes_without_a_shared_disk(
+    two_nodes: str, mlflow_server: str, pg_database: str, tmp_path: Path
+) -> None:
+    import optuna
+    from mlflow.tracking import MlflowClient
+
+    project = tmp_path / "project"
+    write(project / "objective.py", OBJECTIVE)
+    job = {
+        "name": "two-nodes",
+        "kind": "group",
+        "num_trials": 40,
+        "sampler": "random",
+        "pruner": "median",
+        "seed": 5,
+        "param_space": {"x": "uniform(0, 1)"},
+        "metric": "y",
+        "study_storage": pg_database,
+        "resources_per_worker": {"cpu": 1},
+        "ray_config": {"address": two_nodes},
+        "report": False,
+        "run": ["objective.py"],
+    }
+    write(project / "g.json", json.dumps(job))
+    env = {**ENV, "MLFLOW_TRACKING_URI": mlflow_server}
+    res = run_cli("run", "g.json", "-q", cwd=project, env=env, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+    c = MlflowClient(mlflow_server)
+    runs = c.search_runs([c.get_experiment_by_name("two-nodes").experiment_id], max_results=100)
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 40
+    nodes = {r.data.tags["ml_experiment.node"] for r in children}
+    assert len(nodes) == 2, nodes  # trials ran on both nodes
+    complete = [r for r in children if r.info.status == "FINISHED"]
+    for child in complete:  # uploaded by the worker that made them
+        names = {a.path for a in c.list_artifacts(child.info.run_id)}
+        assert {"logs", "model"} <= names, (child.data.tags["ml_experiment.node"], names)
+    assert parent.data.tags["best_trial_number"] in {
+        r.data.tags["ml_experiment.trial_number"] for r in complete
+    }
+    study = optuna.load_study(study_name="two-nodes", storage=pg_database)
+    by_number = {str(t.number): t for t in study.trials}
+    for node in nodes:  # pruning reports reached the study from each node
+        ran_here = [r for r in children if r.data.tags["ml_experiment.node"] == node]
+        assert any(
+            by_number[r.data.tags["ml_experiment.trial_number"]].intermediate_values
+            for r in ran_here
+        )
