@@ -56,8 +56,14 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+class Cluster(str):
+    """The head's address; ``second`` is the second node's ``ray start`` process."""
+
+    second: subprocess.Popen[bytes]
+
+
 @pytest.fixture
-def two_nodes(tmp_path: Path) -> Iterator[str]:
+def two_nodes(tmp_path: Path) -> Iterator[Cluster]:
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         pytest.skip("a node without the driver's disk needs root and unshare (util-linux)")
     port = free_port()
@@ -100,7 +106,9 @@ def two_nodes(tmp_path: Path) -> Iterator[str]:
                 break
             assert time.time() < deadline and second.poll() is None, "the second node did not join"
             time.sleep(1)
-        yield f"127.0.0.1:{port}"
+        cluster = Cluster(f"127.0.0.1:{port}")
+        cluster.second = second
+        yield cluster
     finally:
         if second is not None:
             _stop(second)
@@ -109,7 +117,7 @@ def two_nodes(tmp_path: Path) -> Iterator[str]:
 
 
 def test_group_on_two_nodes_without_a_shared_disk(
-    two_nodes: str, mlflow_server: str, pg_database: str, tmp_path: Path
+    two_nodes: Cluster, mlflow_server: str, pg_database: str, tmp_path: Path
 ) -> None:
     import optuna
     from mlflow.tracking import MlflowClient
@@ -158,3 +166,74 @@ def test_group_on_two_nodes_without_a_shared_disk(
             by_number[r.data.tags["ml_experiment.trial_number"]].intermediate_values
             for r in ran_here
         )
+
+
+SLOW = """
+import time
+from ml_experiment import job
+
+@job
+def main(x: float = 0.0):
+    time.sleep(3.0)  # long enough for the kill to land mid-trial
+    return {"y": x}
+"""
+
+
+def test_a_node_killed_mid_trial_fails_that_trial_and_the_group_finishes(
+    two_nodes: Cluster, mlflow_server: str, pg_database: str, tmp_path: Path
+) -> None:
+    import psutil
+    from mlflow.tracking import MlflowClient
+
+    project = tmp_path / "project"
+    write(project / "slow.py", SLOW)
+    job = {
+        "name": "lose-a-node",
+        "kind": "group",
+        "num_trials": 8,
+        "sampler": "random",
+        "pruner": "none",
+        "seed": 2,
+        "param_space": {"x": "uniform(0, 1)"},
+        "metric": "y",
+        "study_storage": pg_database,
+        "resources_per_worker": {"cpu": 1},
+        "ray_config": {"address": two_nodes},
+        "report": False,
+        "run": ["slow.py"],
+    }
+    write(project / "g.json", json.dumps(job))
+    env = {**ENV, "MLFLOW_TRACKING_URI": mlflow_server}
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "ml-experiment"), "run", "g.json", "-q"],
+        cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    c = MlflowClient(mlflow_server)
+    try:
+        deadline = time.time() + 240
+        while True:  # once trials have finished on both nodes, the second node's raylet dies
+            exp = c.get_experiment_by_name("lose-a-node")
+            runs = c.search_runs([exp.experiment_id]) if exp else []
+            if len({r.data.tags.get("ml_experiment.node") for r in runs} - {None}) == 2:
+                break
+            assert time.time() < deadline and proc.poll() is None, "no trial on both nodes"
+            time.sleep(0.2)
+        below = psutil.Process(two_nodes.second.pid).children(recursive=True)
+        second = [p for p in below if p.name() == "raylet"]
+        assert len(second) == 1, below
+        second[0].send_signal(signal.SIGKILL)
+        out, _ = proc.communicate(timeout=400)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    runs = c.search_runs([c.get_experiment_by_name("lose-a-node").experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    numbers = [r.data.tags["ml_experiment.trial_number"] for r in children]
+    assert len(numbers) == len(set(numbers))  # nothing recorded twice
+    failed = [r for r in children if r.info.status == "FAILED"]
+    assert failed, out  # the trial that ran on the lost node, with its reason
+    assert all(r.data.tags.get("error") for r in failed)
+    finished = [r for r in children if r.info.status == "FINISHED"]
+    assert len(finished) + len(failed) == len(children) >= 8, out
+    assert "[repeated" not in out

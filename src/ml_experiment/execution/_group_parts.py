@@ -164,8 +164,13 @@ def _json(value: Any) -> bytes:
     return json.dumps(value, indent=2, default=str).encode("utf-8")
 
 
-def write_trial(recorder: Recorder, record: RunRecord, number: int) -> None:
-    """Write a trial's record, waiting out an unreachable store; never the same trial twice."""
+def write_trial(
+    recorder: Recorder, record: RunRecord, number: int, *, opened_remotely: bool = False
+) -> None:
+    """Write a trial's record, waiting out an unreachable store; never the same trial twice.
+
+    ``opened_remotely``: workers open their trials' runs; one that died left its run open.
+    """
     from ml_experiment.tracking._outage import through_outage
 
     def find_written() -> None:  # an attempt that failed after the store took the run
@@ -183,6 +188,9 @@ def write_trial(recorder: Recorder, record: RunRecord, number: int) -> None:
             done.append(found[0].info.status != "RUNNING")
 
     done: list[bool] = []
+    if opened_remotely and record.run_id is None:
+        find_written()
+        done.clear()  # a run its dead worker opened is still to be completed
 
     def write() -> None:
         if not (done and done[-1]):

@@ -98,7 +98,13 @@ def _live_run(spec: TrialSpec, job_fn: JobFunction, result: TrialResult) -> Iter
 
     kc, experiment, parent = spec.live_run
     # Only the run's identity here; the driver's Recorder writes the rest when the trial ends.
-    opened = RunRecord(experiment=experiment, name=f"trial-{spec.number}", parent_run_id=parent)
+    # Tagged with its number: if this worker dies, the driver finds the run and fails it.
+    opened = RunRecord(
+        experiment=experiment,
+        name=f"trial-{spec.number}",
+        parent_run_id=parent,
+        tags={"ml_experiment.trial_number": spec.number},
+    )
     result.run_id = Recorder(MLflowTracker(kc)).start(opened)
     backends = job_fn.options.autologging_backends
     with fluent_tracking_uri(kc.tracking_uri), mlflow.start_run(run_id=result.run_id):

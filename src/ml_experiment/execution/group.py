@@ -74,9 +74,11 @@ class GroupRun:
         from ml_experiment.hpo import storage_kind, study_location
 
         self.storage_path = study_location(config.study_storage, self.kc.studies_path)
-        if resume and storage_kind(self.storage_path) == "journal" and not Path(
-            self.storage_path
-        ).exists():
+        if (
+            resume
+            and storage_kind(self.storage_path) == "journal"
+            and not Path(self.storage_path).exists()
+        ):
             raise ConfigError(
                 f"--resume: there is no study named {config.name!r} to resume; run without "
                 "--resume to start one",
@@ -279,7 +281,8 @@ class GroupRun:
         )
         if told.state == "complete" and not result.metrics:  # recovered: the study has them
             record.metrics.update(self.sweeper.metric_values(told.frozen))
-        write_trial(self.recorder, record, told.frozen.number)
+        remote = self.kc.remote or bool(self.job_fn.options.autologging_backends)
+        write_trial(self.recorder, record, told.frozen.number, opened_remotely=remote)
 
     # -- the end --------------------------------------------------------------------------
     def _interrupted_message(self) -> str:
