@@ -171,6 +171,17 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
 
 
 # -- a real PostgreSQL server on 127.0.0.1 ------------------------------------------------------
+class Postgres(str):
+    """The server's base URL; ``restart(after=s)`` stops it and starts it again."""
+
+    ctl: list[str]
+
+    def restart(self, after: float = 0.0) -> None:
+        subprocess.run([*self.ctl, "-m", "immediate", "stop"], check=True, capture_output=True)
+        time.sleep(after)
+        subprocess.run([*self.ctl, "-w", "-t", "60", "start"], check=True, capture_output=True)
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[str]:
     """A private PostgreSQL server (trust auth on loopback); yields its base URL (no database)."""
@@ -199,8 +210,11 @@ def postgres() -> Iterator[str]:
          str(base / "server.log"), "-w", "-t", "60", "start"],
         check=True, capture_output=True,
     )  # fmt: skip
+    server = Postgres(f"postgresql://postgres@127.0.0.1:{port}")
+    server.ctl = [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l"]
+    server.ctl.append(str(base / "server.log"))
     try:
-        yield f"postgresql://postgres@127.0.0.1:{port}"
+        yield server
     finally:
         subprocess.run(
             [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],

@@ -158,3 +158,39 @@ def test_a_server_that_stays_away_stops_the_group_and_resume_writes_the_rest(
         if r.info.status == "FINISHED"
     ]
     assert len(numbers) >= 30 and len(set(numbers)) == len(numbers)
+
+
+def test_the_servers_postgresql_restarted_mid_group(postgres, pg_database, tmp_path) -> None:
+    backend = pg_database.replace("postgresql://", "postgresql+psycopg://")
+    port = free_port()
+    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--workers", "1", "--backend-store-uri", backend]
+    cmd += ["--artifacts-destination", str(tmp_path / "artifacts")]
+    server = subprocess.Popen(
+        cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, server, timeout=180)
+        _group(tmp_path, 60)
+        proc = subprocess.Popen(
+            [*CLI, "run", "g.json", "-q"], cwd=tmp_path, text=True,
+            env={**os.environ, "MLFLOW_TRACKING_URI": url},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        try:
+            deadline = time.time() + 180
+            while len(_children(url)) < 10:
+                assert time.time() < deadline and proc.poll() is None, "the group did not start"
+                time.sleep(0.3)
+            postgres.restart(after=5)
+            out, _ = proc.communicate(timeout=400)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        assert proc.returncode == 0, out
+        numbers = [r.data.tags["ml_experiment.trial_number"] for r in _children(url)]
+        assert len(numbers) == 60 and len(set(numbers)) == 60
+    finally:
+        stop_process(server)
