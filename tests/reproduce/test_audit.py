@@ -115,12 +115,15 @@ def test_full_run_passes_and_stores_its_result(workdir: Path, git_env: None) -> 
     run_id = run(project(workdir))
     audit = audit_run(run_id)
     software = expected_software()
+    # The job's seed also seeds torch when an earlier test of this process imported it: seeded
+    # torch without the deterministic switches is a WARN, rightly.
+    torch_seeded = "seed.torch" in client(workdir).get_run(run_id).data.tags
     assert grades(audit) == {
         "dataset": "PASS",
         "code version": "PASS",
         "parameters": "PASS",
         "evaluation": "PASS",
-        "stochasticity": "PASS",
+        "stochasticity": "WARN" if torch_seeded else "PASS",
         "software environment": software,  # e.g. ml-experiment installed editable here
         "hardware": "PASS",
         "logs": "PASS",
@@ -150,7 +153,7 @@ def test_full_run_passes_and_stores_its_result(workdir: Path, git_env: None) -> 
     c.set_tag(run_id, TAG_REPRODUCED_BY, "f" * 32)
     again = audit_run(run_id)
     assert grades(again)["reproduction"] == "PASS"
-    assert again.score == ("9/9" if software == "PASS" else "8/9")
+    assert again.score == f"{9 - (software == 'WARN') - torch_seeded}/9"
     c.set_tag(run_id, TAG_VERDICT, "differs")
     assert grades(audit_run(run_id, store=False))["reproduction"] == "FAIL"
 
