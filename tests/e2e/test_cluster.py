@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import free_port, run_cli, write
+from tests.conftest import run_cli, write
+from tests.services import free_port
 
 pytestmark = pytest.mark.slow
 

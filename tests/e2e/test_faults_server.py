@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import CLI, free_port, run_cli, stop_process, wait_healthy, write
+from tests.conftest import CLI, run_cli, write
+from tests.services import free_port, stop_process, wait_healthy
 
 pytestmark = pytest.mark.slow
 

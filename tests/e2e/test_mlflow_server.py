@@ -8,16 +8,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from tests.conftest import (
-    EXAMPLES,
-    artifact_paths,
-    artifact_text,
-    free_port,
-    run_cli,
-    stop_process,
-    wait_healthy,
-    write,
-)
+from tests.conftest import EXAMPLES, artifact_paths, artifact_text, run_cli, write
+from tests.services import free_port, stop_process, wait_healthy
 
 pytestmark = pytest.mark.slow
 

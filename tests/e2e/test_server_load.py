@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import CLI, free_port, stop_process, wait_healthy, write
+from tests.conftest import CLI, write
+from tests.services import free_port, stop_process, wait_healthy
 
 pytestmark = pytest.mark.slow
 

