@@ -22,15 +22,17 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--name", default="bench-glue")
+    ap.add_argument("--tracking-uri", default=None, help="default: sqlite:///./mlruns.db")
+    ap.add_argument("--storage", default=None, help="default: sqlite:///./optuna.db")
     args = ap.parse_args()
 
     cwd = os.getcwd()
-    mlflow.set_tracking_uri(f"sqlite:///{cwd}/mlruns.db")
+    mlflow.set_tracking_uri(args.tracking_uri or f"sqlite:///{cwd}/mlruns.db")
     mlflow.set_experiment(args.name)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=args.name,
-        storage=f"sqlite:///{cwd}/optuna.db",
+        storage=args.storage or f"sqlite:///{cwd}/optuna.db",
         sampler=optuna.samplers.TPESampler(seed=args.seed),
         direction="minimize",
     )
