@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -157,3 +159,43 @@ def s3_server() -> Iterator[dict[str, str]]:
             yield env
     except services.Unavailable as exc:
         pytest.skip(str(exc))
+
+
+@pytest.fixture
+def team_server(
+    postgres: services.Postgres, s3_server: dict[str, str], tmp_path: Path
+) -> Iterator[str]:
+    """``mlflow server`` on PostgreSQL with its artifacts in S3 (the team stack); its URL."""
+    backend = postgres.database("mlflow_stack").replace("postgresql://", "postgresql+psycopg://")
+    cwd = tmp_path / "team-server"
+    cwd.mkdir()
+    with services.mlflow_server(
+        cwd, backend=backend, artifacts="s3://mlflow/artifacts", env=s3_server, timeout=180
+    ) as url:
+        yield url
+
+
+@pytest.fixture
+def grpc_proxy(pg_database: str) -> Iterator[str]:
+    """Optuna's gRPC storage proxy in front of a fresh PostgreSQL database; its URL."""
+    port = services.free_port()
+    code = (
+        "import sys, optuna; from ml_experiment.hpo import open_storage; "
+        "optuna.storages.run_grpc_proxy_server(open_storage(sys.argv[1]), host='127.0.0.1', "
+        "port=int(sys.argv[2]))"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, pg_database, str(port)],
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 60
+        while True:  # ready when it accepts connections
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert proc.poll() is None and time.time() < deadline, "the gRPC proxy did not start"
+            time.sleep(0.3)
+        yield f"grpc://127.0.0.1:{port}"
+    finally:
+        services.stop_process(proc)

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from tests.conftest import run_cli, write
-from tests.services import free_port, stop_process, wait_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -25,31 +19,6 @@ def main(x: float = 0.0):
     Path("model.txt").write_text(str(x))
     return {"y": x * x}, {"model": "model.txt"}
 """
-
-
-@pytest.fixture
-def team_server(postgres: str, s3_server: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    import psycopg
-
-    with psycopg.connect(f"{postgres}/postgres", autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS mlflow_stack")
-        conn.execute("CREATE DATABASE mlflow_stack")
-    port = free_port()
-    backend = postgres.replace("postgresql://", "postgresql+psycopg://") + "/mlflow_stack"
-    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--workers", "1", "--backend-store-uri", backend]
-    cmd += ["--artifacts-destination", "s3://mlflow/artifacts"]
-    env = {**os.environ, **s3_server, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    proc = subprocess.Popen(
-        cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc, timeout=180)
-        yield url
-    finally:
-        stop_process(proc)
 
 
 def test_group_on_postgresql_and_s3(team_server, pg_database, s3_server, tmp_path) -> None:
