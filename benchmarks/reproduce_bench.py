@@ -56,6 +56,11 @@ def _parts(run_id: str, uri: str) -> dict[str, float]:
 
     t: dict[str, float] = {}
     started = time.perf_counter()
+    from ml_experiment.reproduce._read import open_client
+
+    open_client(uri)
+    t["import MLflow + open the store (every command pays it)"] = time.perf_counter() - started
+    started = time.perf_counter()
     record, uri = load_original(run_id, uri)
     t["read the record"] = time.perf_counter() - started
     started = time.perf_counter()
