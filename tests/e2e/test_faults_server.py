@@ -158,7 +158,9 @@ def test_a_server_that_stays_away_stops_the_group_and_resume_writes_the_rest(
         for r in _children(server.url)
         if r.info.status == "FINISHED"
     ]
-    assert len(numbers) >= 30 and len(set(numbers)) == len(numbers)
+    failed = [(r.data.tags.get("ml_experiment.trial_number"), r.data.tags.get("error"))
+              for r in _children(server.url) if r.info.status != "FINISHED"]  # fmt: skip
+    assert len(numbers) >= 30 and len(set(numbers)) == len(numbers), failed
 
 
 def test_the_servers_postgresql_restarted_mid_group(postgres, pg_database, tmp_path) -> None:

@@ -105,16 +105,26 @@ def _live_run(spec: TrialSpec, job_fn: JobFunction, result: TrialResult) -> Iter
         parent_run_id=parent,
         tags={"ml_experiment.trial_number": spec.number},
     )
-    result.run_id = Recorder(MLflowTracker(kc)).start(opened)
     backends = job_fn.options.autologging_backends
+    if not backends:  # the run is only where this worker uploads the trial's files
+        try:
+            result.run_id = Recorder(MLflowTracker(kc)).start(opened)
+        except Exception as exc:
+            from ml_experiment.tracking._outage import is_unreachable
+
+            if not is_unreachable(exc):
+                raise
+            # The server is away: the trial runs all the same; the driver records it (and
+            # waits for the server) from what it returns.
+        yield
+        return
+    result.run_id = Recorder(MLflowTracker(kc)).start(opened)
     with fluent_tracking_uri(kc.tracking_uri), mlflow.start_run(run_id=result.run_id):
-        if backends:
-            enable_autologging(backends)
+        enable_autologging(backends)
         try:
             yield
         finally:
-            if backends:
-                disable_autologging(backends)
+            disable_autologging(backends)
 
 
 def _is_pruned(exc: BaseException) -> bool:
@@ -230,6 +240,10 @@ def _store_files(spec: TrialSpec, result: TrialResult) -> None:
             text = scrub(result.console, secret_values(spec.params))
             recorder.tracker.log_text(run_id, text, "logs/console.log")
         result.artifacts, result.stored = {}, True
-    except Exception as exc:  # the trial's record says why; the group goes on
-        result.state = "fail"
+    except Exception as exc:
+        from ml_experiment.tracking._outage import is_unreachable
+
+        if is_unreachable(exc):  # the driver uploads them once the server is back
+            return
+        result.state = "fail"  # the trial's record says why; the group goes on
         result.error = f"could not upload the trial's files from its worker: {exc}"

@@ -164,7 +164,7 @@ class GroupRun:
                 for r in self.recorder.tracker.child_runs(
                     self.config.name, self.parent.run_id or ""
                 )
-                if TAG_TRIAL in r.data.tags
+                if TAG_TRIAL in r.data.tags and r.info.status != "RUNNING"  # opened, not written
             }
             for told in self.sweeper.recover(recorded):
                 self._record(told, self._recorded_params(told), TrialResult(told.state))
