@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 from ml_experiment.exceptions import ConfigError
-from ml_experiment.reproduce._materialise import CannotReproduce, materialise
-from ml_experiment.reproduce._reproduce import (
-    check_data,
-    code_record,
-    find_rerun,
-    judge,
-    rerun_config,
-    run_job_file,
-    store_verdict,
-)
+from ml_experiment.reproduce._materialise import CannotReproduce
+from ml_experiment.reproduce._reproduce import check_data, judge, rerun, store_verdict
 from ml_experiment.reproduce._verdict import CANNOT, DIFFERS, IDENTICAL, Verdict, drift
-from ml_experiment.tracking.record import TAG_REPRODUCES, RunRecord
+from ml_experiment.tracking.record import RunRecord
 
 TAG_TRIAL = "ml_experiment.trial_number"
 TAG_REPLAY_OF = "ml_experiment.replay_of"
@@ -80,7 +71,6 @@ def reproduce_group(
     record: RunRecord, uri: str, *, rtol: float, atol: float, trials: str, search: bool
 ) -> list[Verdict]:
     """Replay the selected trials in one new group (or, with ``search``, the search itself)."""
-    from ml_experiment._tmp import private_dir
     from ml_experiment.reproduce._read import open_client
 
     config = record.config or {}
@@ -107,27 +97,15 @@ def reproduce_group(
             if params is None:
                 raise CannotReproduce(f"trial {n} is not in the group's study")
             replay.append({"params": params, "seed": int(seed) if seed else None, "of": n})
-    with private_dir() as tmp:
-        code = materialise(record, Path(tmp) / "code", tracking_uri=uri)
-        job, cwd = rerun_config(record, code, uri)
-        job.update(report=False)
-        if not search:
-            job.update(num_trials=len(replay), replay=replay, pruner="none")
-        started = time.time()
-        env = {k: str(v) for k, v in record.numerics.get("env", {}).items()}
-        exit_code, output = run_job_file(
-            job, cwd, {TAG_REPRODUCES: str(record.run_id)}, env, Path(tmp), code_record(record)
-        )
-    rerun_id = find_rerun(client, record, started)
-    if rerun_id is None:
-        last = (output.strip().splitlines() or ["no output"])[-1]
-        raise CannotReproduce(f"the re-run did not start (exit {exit_code}): {last}")
-    rerun = RunRecord.load(rerun_id, tracking_uri=uri)
+    changes: dict[str, Any] = {"report": False}
+    if not search:
+        changes.update(num_trials=len(replay), replay=replay, pruner="none")
+    again, output = rerun(record, uri, client, changes)
     if search:
-        verdict = _same_proposals(record, rerun, study)
+        verdict = _same_proposals(record, again, study)
         store_verdict(client, verdict)
         return [verdict]
-    return _replayed(client, uri, record, rerun, replay, rtol, atol, output)
+    return _replayed(client, uri, record, again, replay, rtol, atol, output)
 
 
 def _replayed(

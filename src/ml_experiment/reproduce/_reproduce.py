@@ -159,27 +159,38 @@ def failure_reason(rerun: RunRecord, output: str) -> str:
     return f"the re-run failed: {error}"
 
 
-def reproduce_experiment(record: RunRecord, uri: str, *, rtol: float, atol: float) -> Verdict:
-    from ml_experiment._tmp import private_dir
-    from ml_experiment.reproduce._read import open_client
+def rerun(
+    record: RunRecord, uri: str, client: Any, changes: dict[str, Any]
+) -> tuple[RunRecord, str]:
+    """Re-run ``record``'s job (with ``changes``) from its materialised code; read it back.
 
-    check_data(record)
-    client, _ = open_client(uri)
+    Returns the re-run's record and the command's output.
+    """
+    from ml_experiment._tmp import private_dir
+
     with private_dir() as tmp:
         code = materialise(record, Path(tmp) / "code", tracking_uri=uri)
         config, cwd = rerun_config(record, code, uri)
-        config["kind"] = "experiment"
+        config.update(changes)
         started = time.time()
         env = {k: str(v) for k, v in record.numerics.get("env", {}).items()}
-        code_, output = run_job_file(
+        exit_code, output = run_job_file(
             config, cwd, {TAG_REPRODUCES: str(record.run_id)}, env, Path(tmp), code_record(record)
         )
     rerun_id = find_rerun(client, record, started)
     if rerun_id is None:
         last = (output.strip().splitlines() or ["no output"])[-1]
-        raise CannotReproduce(f"the re-run did not start (exit {code_}): {last}")
-    rerun = RunRecord.load(rerun_id, tracking_uri=uri)
-    verdict = judge(record, rerun, rtol, atol, output)
+        raise CannotReproduce(f"the re-run did not start (exit {exit_code}): {last}")
+    return RunRecord.load(rerun_id, tracking_uri=uri), output
+
+
+def reproduce_experiment(record: RunRecord, uri: str, *, rtol: float, atol: float) -> Verdict:
+    from ml_experiment.reproduce._read import open_client
+
+    check_data(record)
+    client, _ = open_client(uri)
+    again, output = rerun(record, uri, client, {"kind": "experiment"})
+    verdict = judge(record, again, rtol, atol, output)
     store_verdict(client, verdict)
     return verdict
 
