@@ -29,8 +29,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 EXAMPLE = HERE.parent / "examples" / "quickstart"
 CLI = str(Path(sys.executable).parent / "ml-experiment")
-MARK_START = "<!-- reproduce-bench:start -->"
-MARK_END = "<!-- reproduce-bench:end -->"
 
 
 def _git(cwd: Path, *args: str) -> None:
@@ -116,14 +114,9 @@ def main() -> None:
     text = "\n".join(rows) + f"\n\nMeasured {time.strftime('%Y-%m-%d')} on {where}.\n"
     print(text)
     if args.update_readme:
-        readme = HERE / "README.md"
-        body = readme.read_text()
-        block = f"{MARK_START}\n{text}{MARK_END}"
-        if MARK_START in body:
-            body = re.sub(f"{MARK_START}.*?{MARK_END}", lambda _: block, body, flags=re.S)
-        else:
-            body = body.rstrip() + "\n\n## Reproduce: overhead beyond the run\n\n" + block + "\n"
-        readme.write_text(body)
+        from _readme import put_block  # benchmarks/, run as a script
+
+        put_block("reproduce-bench", text, "Reproduce: overhead beyond the run")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -40,8 +39,6 @@ sys.path.insert(0, str(HERE.parent))  # tests/services.py
 from tests import services  # noqa: E402
 
 CLI = str(Path(sys.executable).parent / "ml-experiment")
-MARK_START = "<!-- server-bench:start -->"
-MARK_END = "<!-- server-bench:end -->"
 OBJECTIVE = "from ml_experiment import job\n@job\ndef main(x=0.0):\n    return {'y': x * x}\n"
 
 
@@ -162,16 +159,9 @@ def main() -> None:
     text = "\n".join(lines) + f"\n\nMeasured {time.strftime('%Y-%m-%d')} on {where}.\n"
     print(text)
     if args.update_readme:
-        readme = HERE / "README.md"
-        body = readme.read_text()
-        block = f"{MARK_START}\n{text}{MARK_END}"
-        if MARK_START in body:
-            body = re.sub(f"{MARK_START}.*?{MARK_END}", lambda _: block, body, flags=re.S)
-        else:
-            body = (
-                body.rstrip() + "\n\n## The team stack: server, PostgreSQL, S3\n\n" + block + "\n"
-            )
-        readme.write_text(body)
+        from _readme import put_block  # benchmarks/, run as a script
+
+        put_block("server-bench", text, "The team stack: server, PostgreSQL, S3")
 
 
 def _group_dir(folder: Path, name: str, trials: int, cpus: int, storage: str | None) -> Path:
