@@ -191,3 +191,14 @@ def s3_server(bucket: str = "mlflow") -> Iterator[dict[str, str]]:
     finally:
         stop_process(proc, grace=5)  # weed drains for a while after SIGTERM
         shutil.rmtree(base, ignore_errors=True)
+
+
+def s3_keys(settings: dict[str, str], bucket: str = "mlflow") -> set[str]:
+    """Every object key in ``bucket`` of the S3 server ``settings`` describe."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=settings["MLFLOW_S3_ENDPOINT_URL"], **S3_KEYS)
+    keys: set[str] = set()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        keys |= {o["Key"] for o in page.get("Contents", [])}
+    return keys

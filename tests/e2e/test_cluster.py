@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import write
-from tests.services import free_port
+from tests.services import free_port, s3_keys
 
 pytestmark = pytest.mark.slow
 
@@ -129,7 +129,6 @@ def test_group_on_two_nodes_without_a_shared_disk(
     request: pytest.FixtureRequest,
 ) -> None:
     """8 workers (4 per node); with the gRPC proxy, the database sees its few connections only."""
-    import boto3
     import optuna
     import psycopg
     from mlflow.tracking import MlflowClient
@@ -182,16 +181,7 @@ def test_group_on_two_nodes_without_a_shared_disk(
     nodes = {r.data.tags["ml_experiment.node"] for r in children}
     assert len(nodes) == 2, nodes  # trials ran on both nodes
     complete = [r for r in children if r.info.status == "FINISHED"]
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_server["MLFLOW_S3_ENDPOINT_URL"],
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        region_name="us-east-1",
-    )
-    keys = set()
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket="mlflow"):
-        keys |= {o["Key"] for o in page.get("Contents", [])}
+    keys = s3_keys(s3_server)
     for child in complete:  # uploaded by the worker that made them, through the server, to S3
         run_id = child.info.run_id
         assert any(k.endswith(f"{run_id}/artifacts/model/weights.txt") for k in keys), run_id

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from tests.conftest import run_cli, write
+from tests.services import s3_keys
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +23,6 @@ def main(x: float = 0.0):
 
 
 def test_group_on_postgresql_and_s3(team_server, pg_database, s3_server, tmp_path) -> None:
-    import boto3
     from mlflow.tracking import MlflowClient
 
     write(tmp_path / "obj.py", OBJECTIVE)
@@ -50,16 +50,7 @@ def test_group_on_postgresql_and_s3(team_server, pg_database, s3_server, tmp_pat
     parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(children) == 6 and parent.data.tags["ml_experiment.study_storage"] == pg_database
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_server["MLFLOW_S3_ENDPOINT_URL"],
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        region_name="us-east-1",
-    )
-    keys = set()
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket="mlflow"):
-        keys |= {o["Key"] for o in page.get("Contents", [])}
+    keys = s3_keys(s3_server)
     for child in children:  # every trial's artifact and console log are objects in S3
         run_id = child.info.run_id
         assert any(k.endswith(f"{run_id}/artifacts/model/model.txt") for k in keys), run_id
