@@ -112,8 +112,10 @@ def _importances(ctx: PlotContext) -> dict[str, float]:
         for p in ctx.data.searched
         if len({repr(t.params.get(p)) for t in complete if p in t.params}) > 1
     ]
-    if not varied:
-        return {}
+    if len(varied) < 2:
+        # Normalised importances of one parameter are 1; Optuna's evaluators would cost ~1.5 s
+        # of importing scikit-learn (optuna.importance loads fANOVA's) to say so.
+        return dict.fromkeys(varied, 1.0)
     target = ctx.target
     if target is not None and maximize:
         # Optuna's evaluator ranks parameters by how they lower the target.
