@@ -14,7 +14,18 @@ def main(argv: list[str] | None = None) -> None:
     """The ``ml-experiment`` command."""
     from ml_experiment.cli._app import main as _main
 
-    _main(argv)
+    if argv is not None:  # called from Python: end as a function does
+        _main(argv)
+        return
+    try:
+        _main(None)
+    except SystemExit as exc:
+        code = exc.code
+    else:
+        code = 0
+    from ml_experiment._exit import leave
+
+    leave(code)
 
 
 def __getattr__(name: str) -> Any:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ml_experiment._exit import group_ended
 from ml_experiment._output import trial_output
 from ml_experiment._tmp import private_dir
 from ml_experiment.callbacks._dispatch import CallbackDispatcher
@@ -392,3 +393,4 @@ def run_group(
         ray.close()  # at once if the group ended normally: it shut down while the end was written
         phases.mark("end")
         phases.write()
+        group_ended()
