@@ -12,6 +12,11 @@ arguments, and in a group it runs once, in the driver):
 ``COSMIC_PRESET``   ``physical`` (default) or ``thesis`` (see README.md, "Two presets")
 ``COSMIC_SCALE``    size factor of the simulation (default 1: 4 x 16,000 train, 4 x 4,000 test)
 ``COSMIC_DATA_DIR`` where the CSVs live (default: ``data/`` next to this file, git-ignored)
+``COSMIC_SPLIT``    ``preset`` (default: the files' train/test split) or ``shower``: for
+                    ``thesis``, train and test files pooled and re-split by ``shower_id``
+                    (20 % of the showers to test, seed 1234; validation grouped too), the
+                    leak-free counterpart on the same stations. ``physical`` files are already
+                    split by shower, so there it changes nothing.
 
 A missing data set is simulated with ``simulate.write_dataset`` (seed 1234, a few seconds at
 full size); nothing is downloaded. Scale 1 lives in ``<dir>/<preset>/``, other scales in
@@ -32,6 +37,7 @@ Splits and scaling (no information from validation or test reaches the scaler):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -48,6 +54,8 @@ HERE = Path(__file__).resolve().parent
 SEED = 1234  # simulation, validation split, model initialisation (as in the thesis)
 VALIDATION_FRACTION = 0.2
 PRESETS = ("physical", "thesis")
+SPLITS = ("preset", "shower")
+Part = tuple[np.ndarray, np.ndarray, np.ndarray]  # X, y, shower_id of a file (or split)
 
 
 def settings() -> tuple[str, float, Path]:
@@ -64,6 +72,14 @@ def settings() -> tuple[str, float, Path]:
         raise ValueError(f"COSMIC_SCALE must be a positive number, got {raw!r}")
     folder = Path(os.environ.get("COSMIC_DATA_DIR") or HERE / "data").expanduser().resolve()
     return preset, scale, folder
+
+
+def split_setting() -> str:
+    """``COSMIC_SPLIT`` from the environment, validated (see the module docstring)."""
+    split = (os.environ.get("COSMIC_SPLIT") or "preset").strip().lower()
+    if split not in SPLITS:
+        raise ValueError(f"COSMIC_SPLIT must be one of {', '.join(SPLITS)}, got {split!r}")
+    return split
 
 
 def _simulator() -> Any:
@@ -114,7 +130,7 @@ def dataset_dir(preset: str, scale: float, folder: Path) -> Path:
     return root
 
 
-def _read(root: Path, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _read(root: Path, split: str) -> Part:
     sim = _simulator()
     df = sim.read_split(root, split)
     X = df[list(sim.FEATURES)].to_numpy(dtype=np.float64)
@@ -128,12 +144,15 @@ def _standardise(fit_on: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
     return [scaler.transform(a).astype(np.float32) for a in (fit_on, *others)]
 
 
-def validation_split(preset: str, y: np.ndarray, showers: np.ndarray) -> tuple[Any, Any]:
-    """Indices (train, validation) of the training file: grouped for physical, random for thesis."""
+def validation_split(
+    preset: str, y: np.ndarray, showers: np.ndarray, grouped: bool = False
+) -> tuple[Any, Any]:
+    """Indices (train, validation) of the training file: grouped for physical (or ``grouped``),
+    random for thesis."""
     from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
     idx = np.arange(y.shape[0])
-    if preset == "physical":
+    if preset == "physical" or grouped:
         gss = GroupShuffleSplit(n_splits=1, test_size=VALIDATION_FRACTION, random_state=SEED)
         train, val = next(gss.split(idx, y, groups=showers))
         return np.sort(train), np.sort(val)
@@ -141,19 +160,39 @@ def validation_split(preset: str, y: np.ndarray, showers: np.ndarray) -> tuple[A
     return np.sort(train), np.sort(val)
 
 
+def split_by_shower(train: Part, test: Part) -> tuple[Part, Part]:
+    """(X, y, shower_id) of the train and test files pooled and re-split by shower: the same
+    share of showers goes to test as the files' share of stations, seed ``SEED``."""
+    from sklearn.model_selection import GroupShuffleSplit
+
+    pooled = [np.concatenate([a, b]) for a, b in zip(train, test, strict=True)]
+    size = test[1].shape[0] / pooled[1].shape[0]
+    gss = GroupShuffleSplit(n_splits=1, test_size=size, random_state=SEED)
+    tr, te = next(gss.split(pooled[0], pooled[1], groups=pooled[2]))
+    X, y, g = pooled
+    return (X[tr], y[tr], g[tr]), (X[te], y[te], g[te])
+
+
 def load_unified() -> dict[str, Any]:
-    """The data of the environment's preset and scale (see the module docstring)."""
+    """The data of the environment's preset, scale and split (see the module docstring)."""
     preset, scale, folder = settings()
+    regroup = split_setting() == "shower" and preset != "physical"
     root = dataset_dir(preset, scale, folder)
     meta = json.loads((root / "metadata.json").read_text())
-    X, y, showers = _read(root, "train")
-    X_test, y_test, _ = _read(root, "test")
-    tr, va = validation_split(preset, y, showers)
+    version, fingerprint = meta["data_version"], meta["fingerprint"]
+    train, test = _read(root, "train"), _read(root, "test")
+    if regroup:
+        train, test = split_by_shower(train, test)
+        # other data than the files' split: a search and a retraining must not be mixed
+        version += "-split-shower"
+        fingerprint = hashlib.sha256(f"{fingerprint} split=shower".encode()).hexdigest()
+    (X, y, showers), (X_test, y_test, _) = train, test
+    tr, va = validation_split(preset, y, showers, grouped=regroup)
     X_train, X_val = _standardise(X[tr], X[va])
     X_full, X_test_s = _standardise(X, X_test)
     shared = np.intersect1d(showers[tr], showers[va]).size
     print(
-        f"cosmic data: {meta['data_version']} (fingerprint {meta['fingerprint'][:12]}): "
+        f"cosmic data: {version} (fingerprint {fingerprint[:12]}): "
         f"{tr.size} train / {va.size} validation stations ({shared} showers on both sides), "
         f"{y_test.size} test",
         flush=True,
@@ -161,8 +200,8 @@ def load_unified() -> dict[str, Any]:
     return {
         "preset": preset,
         "scale": scale,
-        "data_version": meta["data_version"],
-        "files_fingerprint": meta["fingerprint"],
+        "data_version": version,
+        "files_fingerprint": fingerprint,
         "features": list(_simulator().FEATURES),
         "X_train": X_train,
         "y_train": y[tr],

@@ -412,3 +412,45 @@ def test_unknown_preset_rejected():
         ValueError, match=r"^unknown preset 'nope'; choose from \['physical', 'thesis'\]$"
     ):
         sim.simulate("nope")
+
+
+# ------------------------------------------------------------------------------------------
+# data.py: the thesis files re-split by shower (COSMIC_SPLIT=shower)
+# ------------------------------------------------------------------------------------------
+def _data_module():
+    key = "cosmic_rays_data"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, SIM_PATH.parent / "data.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
+
+
+def test_shower_split_of_the_thesis_files(tmp_path, monkeypatch):
+    data = _data_module()
+    for key, value in {
+        "COSMIC_DATA_DIR": str(tmp_path),
+        "COSMIC_SCALE": "0.02",
+        "COSMIC_PRESET": "thesis",
+    }.items():
+        monkeypatch.setenv(key, value)
+    files = data.load_unified()
+    root = data.dataset_dir("thesis", 0.02, tmp_path)
+    train, test = data._read(root, "train"), data._read(root, "test")
+    assert np.isin(test[2], train[2]).mean() > 0.6  # the files: showers on both sides
+    (_, y_tr, g_tr), (_, y_te, g_te) = data.split_by_shower(train, test)
+    assert not np.intersect1d(g_tr, g_te).size
+    assert y_tr.size + y_te.size == train[1].size + test[1].size
+    assert 0.1 < y_te.size / (y_tr.size + y_te.size) < 0.3
+    monkeypatch.setenv("COSMIC_SPLIT", "shower")
+    grouped = data.load_unified()
+    assert grouped["y_test"].size == y_te.size and grouped["y_full"].size == y_tr.size
+    assert grouped["data_version"] == files["data_version"] + "-split-shower"
+    assert grouped["files_fingerprint"] != files["files_fingerprint"]
+    monkeypatch.setenv("COSMIC_SPLIT", "station")
+    with pytest.raises(
+        ValueError, match=r"^COSMIC_SPLIT must be one of preset, shower, got 'station'$"
+    ):
+        data.load_unified()
