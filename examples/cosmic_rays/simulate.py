@@ -125,7 +125,7 @@ station, as the thesis did.  Each choice and its source:
 A test station then usually has siblings of its own event in the training set with the
 exact same (log10_energy, zenith, azimuth), so a flexible model can recognise the event and
 copy its label (shower-identity leakage); where no sibling is in training, or the model cannot
-single the event out among ~14,000, only the station's physics is left.  Calibration (seed
+single the event out among ~12,000, only the station's physics is left.  Calibration (seed
 1234, full size, README.md): with the thesis's best XGBoost parameters
 (``final_params/cosmic-xgboost-thesis-final.json``) the random split gives 0.885 (the thesis:
 0.885) and a split grouped by shower 0.35, near the ``physical`` ceiling.  More stations kept
@@ -297,8 +297,8 @@ PRESETS: dict[str, Preset] = {
         "thesis",
         None,
         "station",
-        "shower library (grid of energies and zenith angles), each shower thrown several times "
-        "with its own reconstruction; random station-level train/test split (partial leakage).",
+        "shower library (grid of energies and zenith angles) thrown on the array, energy and "
+        "direction reconstructed per event; random station-level train/test split (leakage).",
         THESIS_LIBRARY,
     ),
 }
@@ -749,7 +749,8 @@ def _batch_units(
         n_sh = math.ceil(n_needed / (0.9 * 0.5 * (lo_k + hi_k))) + 2
         sh = _sample_showers(mass, n_sh, rng)
         return sh, rng.integers(lo_k, hi_k + 1, n_sh), np.arange(n_sh), n_sh
-    # about 12 triggered stations per throw on average over the grid (module docstring)
+    # about 11 triggered stations per throw on average over the grid (module docstring); a
+    # batch that falls short is followed by another
     n_sh = math.ceil(n_needed / (0.9 * lib.throws * 12.0 * lib.keep_fraction)) + 2
     n_z = len(lib.zenith_deg)
     # the same number of showers per grid point (and primary), in random order
