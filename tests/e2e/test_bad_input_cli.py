@@ -47,6 +47,8 @@ def test_corpus_through_the_cli(tmp_path: Path) -> None:
         (["--params", "[1, 2]"], "--params"),
         (["--metric_direction", "sideways"], "metric.direction"),
         (["--ray_config", "{num_cpus: 0}"], "ray_config.num_cpus"),
+        # A typo Ray itself would refuse only once the store, study and parent run exist.
+        (["--ray_config", "{num_cpu: 2}"], "ray_config.num_cpu: 'num_cpu' is not an argument"),
         (["--kind", "grup"], "Unknown kind 'grup'"),
     ],
 )

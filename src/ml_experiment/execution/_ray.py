@@ -19,6 +19,37 @@ from ml_experiment.exceptions import ConfigError
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
+def _loopback_unless_joining(rc: Any) -> None:
+    if not rc.address:
+        for key, value in LOOPBACK_ENV.items():
+            os.environ.setdefault(key, value)
+
+
+def check_init_kwargs(config: Any) -> None:
+    """``ray_config``'s extra keys must be ``ray.init`` arguments: bad input before anything starts.
+
+    Ray refuses unknown ones itself, but only once the group's store, study and parent run exist.
+    Its private ``_name`` arguments, and a Ray client's (``ray://``), are left to Ray.
+    """
+    rc = config.ray_config
+    extra = [k for k in rc.init_kwargs() if not k.startswith("_")]
+    if not extra or str(rc.address or "").startswith("ray://"):
+        return
+    import inspect
+
+    _loopback_unless_joining(rc)
+    import ray
+
+    known = inspect.signature(ray.init).parameters
+    for key in extra:
+        if key not in known or known[key].kind is inspect.Parameter.VAR_KEYWORD:
+            raise ConfigError(
+                f"{key!r} is not an argument of ray.init (Ray {ray.__version__})",
+                source=getattr(config, "source", None),
+                field=f"ray_config.{key}",
+            )
+
+
 @contextlib.contextmanager
 def ray_session(config: Any) -> Iterator[None]:
     """Use the running Ray session, join ``ray_config.address``, or start a private local one.
@@ -27,9 +58,7 @@ def ray_session(config: Any) -> Iterator[None]:
     (``mlx-ray-*``); such folders left by killed runs are removed first.
     """
     rc = config.ray_config
-    if not rc.address:
-        for key, value in LOOPBACK_ENV.items():
-            os.environ.setdefault(key, value)
+    _loopback_unless_joining(rc)
     import ray
 
     settle()  # importing Ray set its loggers up anew

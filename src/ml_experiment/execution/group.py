@@ -29,7 +29,7 @@ from ml_experiment.execution._group_parts import (
 )
 from ml_experiment.execution._invoke import bind_params
 from ml_experiment.execution._progress import GroupProgress
-from ml_experiment.execution._ray import code_dir, slots
+from ml_experiment.execution._ray import check_init_kwargs, code_dir, slots
 from ml_experiment.execution._signals import SafePointStop, interrupts_raise
 from ml_experiment.execution._startup import Phases, RayStart, load_data, parent_record
 from ml_experiment.execution._summary import group_summary, show
@@ -86,6 +86,7 @@ class GroupRun:
                 source=config.source,
                 field="name",
             )
+        check_init_kwargs(config)
         # The input is checked: Ray comes up meanwhile (seconds), everything else needs no Ray.
         ray.start()
         self._prepare(config, job_fn, resume)
