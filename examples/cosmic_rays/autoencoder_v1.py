@@ -10,9 +10,9 @@ set once, after the last epoch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 
-from autoencoders import StackedAutoencoders, search_trial
+from autoencoders import Result, StackedAutoencoders, search_trial
 
 from data import PerClassLoader
 from ml_experiment import job
@@ -34,29 +34,30 @@ def main(
     batch_size: int = 256,
     max_train_samples: int | None = None,
     evaluate_on: str = "validation",
-) -> Iterator[dict[str, float]]:
-    final = yield from search_trial(
-        lambda n_classes, n_features: StackedAutoencoders(
-            n_classes,
-            n_features,
-            [encoding_dim],
-            activation=activation,
-            tied_weights=tied_weights,
-            ps=ps,
-            unit_norm_constraint=unit_norm_constraint,
-            weight_orthogonality=weight_orthogonality,
-            orthogonality_weight=orthogonality_weight,
-        ),
-        evaluate_on=evaluate_on,
-        max_train_samples=max_train_samples,
-        epochs=max_epochs,
-        batch_size=batch_size,
-        lr=lr,
-        optimizer=optimizer,
-        one_cycle=one_cycle,
+) -> Generator[dict[str, float], None, Result]:
+    return (
+        yield from search_trial(
+            lambda n_classes, n_features: StackedAutoencoders(
+                n_classes,
+                n_features,
+                [encoding_dim],
+                activation=activation,
+                tied_weights=tied_weights,
+                ps=ps,
+                unit_norm_constraint=unit_norm_constraint,
+                weight_orthogonality=weight_orthogonality,
+                orthogonality_weight=orthogonality_weight,
+            ),
+            evaluate_on=evaluate_on,
+            max_train_samples=max_train_samples,
+            epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            one_cycle=one_cycle,
+            describe=f"encoding_dim={encoding_dim} ps={ps:.3g} lr={lr:.3g} {activation}",
+        )
     )
-    print(f"encoding_dim={encoding_dim} ps={ps:.3g} lr={lr:.3g} {activation}: {final}")
-    return final
 
 
 if __name__ == "__main__":

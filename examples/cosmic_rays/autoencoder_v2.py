@@ -13,9 +13,9 @@ file). Called with ``n_layers: null``, the whole ``encoding_dim`` list is the en
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 
-from autoencoders import StackedAutoencoders, search_trial
+from autoencoders import Result, StackedAutoencoders, search_trial
 
 from data import PerClassLoader
 from ml_experiment import job
@@ -38,34 +38,35 @@ def main(
     batch_size: int = 256,
     max_train_samples: int | None = None,
     evaluate_on: str = "validation",
-) -> Iterator[dict[str, float]]:
+) -> Generator[dict[str, float], None, Result]:
     dims = [int(u) for u in (encoding_dim or [9, 9, 7])]
     if n_layers is not None:
         if not 1 <= n_layers <= len(dims):
             raise ValueError(f"n_layers must be in 1..{len(dims)}, got {n_layers}")
         dims = dims[:n_layers]
-    final = yield from search_trial(
-        lambda n_classes, n_features: StackedAutoencoders(
-            n_classes,
-            n_features,
-            dims,
-            activation=activation,
-            tied_weights=tied_weights,
-            ps=ps,
-            unit_norm_constraint=unit_norm_constraint,
-            weight_orthogonality=weight_orthogonality,
-            orthogonality_weight=orthogonality_weight,
-        ),
-        evaluate_on=evaluate_on,
-        max_train_samples=max_train_samples,
-        epochs=max_epochs,
-        batch_size=batch_size,
-        lr=lr,
-        optimizer=optimizer,
-        one_cycle=one_cycle,
+    return (
+        yield from search_trial(
+            lambda n_classes, n_features: StackedAutoencoders(
+                n_classes,
+                n_features,
+                dims,
+                activation=activation,
+                tied_weights=tied_weights,
+                ps=ps,
+                unit_norm_constraint=unit_norm_constraint,
+                weight_orthogonality=weight_orthogonality,
+                orthogonality_weight=orthogonality_weight,
+            ),
+            evaluate_on=evaluate_on,
+            max_train_samples=max_train_samples,
+            epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            one_cycle=one_cycle,
+            describe=f"layers={dims} ps={ps:.3g} lr={lr:.3g} {activation} one_cycle={one_cycle}",
+        )
     )
-    print(f"layers={dims} ps={ps:.3g} lr={lr:.3g} {activation} one_cycle={one_cycle}: {final}")
-    return final
 
 
 if __name__ == "__main__":

@@ -29,12 +29,14 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+
+Result = dict[str, float] | tuple[dict[str, float], dict[str, str]]  # metrics[, artifacts]
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": torch.relu,
@@ -236,6 +238,7 @@ def train_and_classify(
     evaluate_every_epoch: bool = True,
     metrics_of: Callable[[np.ndarray, np.ndarray], dict[str, float]],
     seed: int = 1234,
+    on_scores: Callable[[np.ndarray], None] | None = None,
 ) -> Iterator[dict[str, float]]:
     """Train every class's network on its own stations; yield metrics once per epoch.
 
@@ -244,7 +247,8 @@ def train_and_classify(
     ``evaluate_every_epoch`` the epoch's metrics include the classification of ``X_eval``
     (the validation set, for the pruner and the learning curve); otherwise only the training
     loss is yielded and ``X_eval`` is classified once, at the end (the test set).
-    The generator returns the final metrics.
+    The generator returns the final metrics. ``on_scores`` receives the last classification's
+    per-class scores (negative reconstruction errors, (N, classes)).
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
@@ -266,9 +270,11 @@ def train_and_classify(
 
     def classify() -> dict[str, float]:
         model.eval()
-        pred = model.errors(X_eval_t).argmin(dim=1).numpy()
+        errors = model.errors(X_eval_t).numpy()
         model.train()
-        return metrics_of(y_eval, pred)
+        if on_scores is not None:
+            on_scores(-errors)
+        return metrics_of(y_eval, errors.argmin(axis=1))
 
     t0 = time.perf_counter()
     model.train()
@@ -315,33 +321,41 @@ def search_trial(
     lr: float,
     optimizer: str,
     one_cycle: bool,
-) -> Iterator[dict[str, float]]:
+    describe: str = "",
+) -> Generator[dict[str, float], None, Result]:
     """One trial of an autoencoder search, shared by the three job scripts.
 
     Seeds torch and numpy, takes the per-class data of the group's DataLoader, builds the model
     with ``build(n_classes, n_features)`` and trains it, yielding each epoch's metrics (the
-    validation accuracy the pruner sees); returns the final metrics.
+    validation accuracy the pruner sees); prints ``describe`` with the final metrics and
+    returns them, with the test predictions as an artifact when ``evaluate_on`` is ``test``.
     """
-    from data import SEED, PerClassLoader, accuracy_metrics
+    from data import SEED, PerClassLoader, accuracy_metrics, predictions_artifact
 
     torch.manual_seed(SEED)
     np.random.seed(SEED)
     torch.set_num_threads(1)
     data = PerClassLoader.load_data()
     by_class, X_eval, y_eval = per_class_split(data, evaluate_on, max_train_samples)
-    return (
-        yield from train_and_classify(
-            build(len(by_class), X_eval.shape[1]),
-            by_class,
-            X_eval,
-            y_eval,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            optimizer=optimizer,
-            one_cycle=one_cycle,
-            evaluate_every_epoch=evaluate_on == "validation",
-            metrics_of=lambda y, p: accuracy_metrics(y, p, evaluate_on),
-            seed=SEED,
-        )
+    scores: list[np.ndarray] = []
+    final = yield from train_and_classify(
+        build(len(by_class), X_eval.shape[1]),
+        by_class,
+        X_eval,
+        y_eval,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        optimizer=optimizer,
+        one_cycle=one_cycle,
+        evaluate_every_epoch=evaluate_on == "validation",
+        metrics_of=lambda y, p: accuracy_metrics(y, p, evaluate_on),
+        seed=SEED,
+        on_scores=scores.append if evaluate_on == "test" else None,
     )
+    print(f"{describe}: {final}")
+    if evaluate_on == "test":  # the final table's figures
+        return final, predictions_artifact(
+            y_eval, scores[-1].argmax(axis=1), scores[-1], "negative reconstruction error"
+        )
+    return final

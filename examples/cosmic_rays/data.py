@@ -271,6 +271,30 @@ def accuracy_metrics(y_true: np.ndarray, y_pred: np.ndarray, evaluate_on: str) -
     return {f"{prefix}_accuracy": correct / n, f"{prefix}_correct": correct, f"{prefix}_n": n}
 
 
+PREDICTIONS = "test_predictions.npz"
+
+
+def predictions_artifact(
+    y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray, score_kind: str
+) -> dict[str, str]:
+    """The test set's labels, predictions and per-class scores as a returned artifact.
+
+    ``final_table.py`` draws the confusion matrices and ROC curves from it, so the figures
+    come from the knowledge center, not from a second evaluation. ``scores`` is (N, classes),
+    higher meaning more likely (probabilities, decision values or negative reconstruction
+    errors; ``score_kind`` says which). A few hundred kB at full size (16,000 stations).
+    """
+    folder = Path(tempfile.mkdtemp(prefix="cosmic-pred-"))
+    np.savez_compressed(
+        folder / PREDICTIONS,
+        y_true=np.asarray(y_true, dtype=np.int8),
+        y_pred=np.asarray(y_pred, dtype=np.int8),
+        scores=np.asarray(scores, dtype=np.float32),
+        score_kind=np.array(score_kind),
+    )
+    return {PREDICTIONS: str(folder / PREDICTIONS)}
+
+
 if __name__ == "__main__":
     d = UnifiedLoader.load_data()
     print({k: getattr(v, "shape", v) for k, v in d.items()})

@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from results_md import LABELS, LEAKAGE_PNG  # this folder is on sys.path (see main)
+
 from ml_experiment import job
 
 HERE = Path(__file__).resolve().parent
@@ -42,29 +44,6 @@ SCRIPTS = {
     "autoencoder_v1": "autoencoder_v1.py",
     "autoencoder_v2": "autoencoder_v2.py",
     "vae": "vae.py",
-}
-LABELS = {
-    "svm": "SVM (Nystroem + LinearSVC)",
-    "xgboost": "XGBoost",
-    "autoencoder_v1": "Autoencoder v1",
-    "autoencoder_v2": "Autoencoder v2",
-    "vae": "VAE",
-}
-# Thesis Table 7.13: test accuracy and the half-width of its 99 % Wilson interval.
-THESIS = {
-    "svm": (0.64036, 0.0043678),
-    "xgboost": (0.88519, 0.0029017),
-    "autoencoder_v1": (0.69825, 0.0041778),
-    "autoencoder_v2": (0.56267, 0.0045149),
-    "vae": (0.38315, 0.0044247),
-}
-# The thesis's budgets (SPEC section 10): trials, epochs.
-THESIS_BUDGET = {
-    "svm": (50, None),
-    "xgboost": (100, None),
-    "autoencoder_v1": (100, 200),
-    "autoencoder_v2": (90, 200),
-    "vae": (50, 200),
 }
 # Parameters that only size the search; the retraining uses the whole training set.
 RESET_FOR_FINAL = {"max_train_samples": None, "evaluate_on": "test"}
@@ -130,6 +109,24 @@ class Center:
             local = self.client.download_artifacts(run_id, path, tmp)
             return json.loads(Path(local).read_text())
 
+    def sittings(self, group: str, parent_id: str) -> dict[str, int]:
+        """Trials recorded and the sittings they ran in.
+
+        A resumed group (``--resume``) records no tag of its own; each sitting starts its
+        own private Ray, so the distinct Ray node ids (``ml_experiment.node``) of the trial
+        runs count the sittings of a single-machine group (a cluster's nodes would count too).
+        """
+        trials = [
+            r
+            for r in self.runs(group)
+            if r.data.tags.get("mlflow.parentRunId") == parent_id
+            and "ml_experiment.trial_number" in r.data.tags
+        ]
+        nodes = {
+            r.data.tags["ml_experiment.node"] for r in trials if "ml_experiment.node" in r.data.tags
+        }
+        return {"recorded": len(trials), "sittings": max(1, len(nodes))}
+
     def trial_run(self, group: str, parent_id: str, number: int) -> Any | None:
         for run in self.runs(group):
             tags = run.data.tags
@@ -173,11 +170,15 @@ def retrain(
     prefix: str,
     seed: int,
     params_dir: Path,
+    split: str = "preset",
 ) -> dict[str, Any]:
     """Best trial of the group -> one tracked retraining on the full training set, tested once.
 
-    The retraining's parameters are written to ``params_dir/<group>-final.json``, the file
-    the command reads (and the one RESULTS.md's command names).
+    The retraining's parameters are written to ``params_dir/<name>.json``, the file the
+    command reads (and the one RESULTS.md's command names). ``split="shower"`` retrains the
+    same parameters on the files re-split by shower (``COSMIC_SPLIT=shower``, the leak-free
+    counterpart of ``thesis``; run ``<group>-shower-final``): its data differ from the
+    search's by design, so its fingerprint must differ, where the others' must match.
     """
     group = f"{prefix}-{model}-{preset}"
     parent = center.parent(group)
@@ -198,7 +199,7 @@ def retrain(
         if rounds:
             params["num_boost_round"] = int(rounds)
         params["max_boost_round"] = None
-    name = f"{group}-final"
+    name = f"{group}-final" if split == "preset" else f"{group}-{split}-final"
     params_dir.mkdir(parents=True, exist_ok=True)
     params_file = params_dir / f"{name}.json"
     params_file.write_text(json.dumps(params, indent=2) + "\n")
@@ -215,7 +216,12 @@ def retrain(
         "--tracking_uri",
         center.uri,
     ]
-    env = {**os.environ, "COSMIC_PRESET": preset, "COSMIC_SCALE": f"{scale:g}"}
+    env = {
+        **os.environ,
+        "COSMIC_PRESET": preset,
+        "COSMIC_SCALE": f"{scale:g}",
+        "COSMIC_SPLIT": split,
+    }
     t0 = time.time()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -230,16 +236,20 @@ def retrain(
     lo, hi = wilson_interval(correct, n)
     fp_key = next((k for k in parent.data.tags if k.startswith("data.fingerprint.")), None)
     same_data = fp_key is not None and parent.data.tags.get(fp_key) == run.data.tags.get(fp_key)
-    if not same_data:
+    if same_data != (split == "preset"):
         raise RuntimeError(
-            f"{name}: the retraining's data ({run.data.tags.get(fp_key)}) is not the data the "
-            f"group searched on ({parent.data.tags.get(fp_key)}); check COSMIC_PRESET/COSMIC_SCALE"
+            f"{name}: the retraining's data ({run.data.tags.get(fp_key)}) "
+            + ("is not" if split == "preset" else "is")
+            + f" the data the group searched on ({parent.data.tags.get(fp_key)}); check "
+            "COSMIC_PRESET/COSMIC_SCALE/COSMIC_SPLIT"
         )
     pm, pp = parent.data.metrics, parent.data.params
     shown = {k: v for k, v in params.items() if k not in ("evaluate_on", "max_train_samples")}
     return {
         "model": model,
         "preset": preset,
+        "split": split,
+        "name": name,
         "group": group,
         "group_run_id": parent.info.run_id,
         "final_run_id": run.info.run_id,
@@ -256,6 +266,7 @@ def retrain(
             "complete": int(pm.get("trials_complete", 0)),
             "pruned": int(pm.get("trials_pruned", 0)),
             "failed": int(pm.get("trials_failed", 0)),
+            **center.sittings(group, parent.info.run_id),
         },
         "group_params": config.get("params", {}),
         "timeout_per_trial": config.get("timeout_per_trial"),
@@ -266,145 +277,110 @@ def retrain(
         "final_command": (
             f"COSMIC_PRESET={preset}"
             + (f" COSMIC_SCALE={scale:g}" if scale != 1 else "")
+            + (f" COSMIC_SPLIT={split}" if split != "preset" else "")
             + f" ml-experiment run {_rel(HERE / SCRIPTS[model])} --name {name} --seed {seed}"
             f" --params {_rel(params_file)}"
         ),
     }
 
 
-def _budget(row: dict[str, Any]) -> str:
-    t = row["trials"]
-    model = row["model"]
-    thesis_trials, thesis_epochs = THESIS_BUDGET[model]
-    parts = [f"{t['budget']} trials"]
-    done = f"{t['complete']} done" + (f", {t['pruned']} pruned" if t["pruned"] else "")
-    done += f", {t['failed']} failed" if t["failed"] else ""
-    gp = row["group_params"]
-    if gp.get("max_epochs") is not None:
-        parts.append(f"{gp['max_epochs']} epochs")
-    if gp.get("max_train_samples") is not None:
-        parts.append(f"search on {gp['max_train_samples']} train stations")
-    if gp.get("max_boost_round") is not None:
-        parts.append(f"<= {gp['max_boost_round']} rounds")
-    if model == "svm" and gp.get("max_iter", 1000) != 1000:
-        parts.append(f"<= {gp['max_iter']} LinearSVC iterations")
-    if row.get("timeout_per_trial"):
-        parts.append(f"timeout {row['timeout_per_trial']:g} s per trial")
-    thesis = f"{thesis_trials}" + (f" x {thesis_epochs} ep." if thesis_epochs else "")
-    reduced = (
-        t["budget"] < thesis_trials
-        or (thesis_epochs is not None and gp.get("max_epochs", thesis_epochs) < thesis_epochs)
-        or gp.get("max_train_samples") is not None
-        or gp.get("max_iter", 1000) < 1000
-    )
-    flag = " **(reduced)**" if reduced else ""
-    return f"{', '.join(parts)} ({done}){flag}", thesis
+def predictions(center: Center, run_id: str) -> dict[str, Any]:
+    """The test predictions a retraining logged (``test_predictions.npz``)."""
+    import numpy as np
+
+    with tempfile.TemporaryDirectory(prefix="mlx-final-") as tmp:
+        local = center.client.download_artifacts(run_id, "test_predictions.npz", tmp)
+        with np.load(local) as z:
+            return {k: z[k] if k != "score_kind" else str(z[k]) for k in z.files}
 
 
-def render(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
-    """RESULTS.md."""
-    lines = [
-        "# Cosmic-ray primary classification: results",
-        "",
-        "The analogue of thesis Table 7.13 on the simulated stations of `simulate.py`: for each",
-        "model and preset, the best trial of its group, retrained once on the whole training set",
-        "and evaluated once on the test set, with the 99 % Wilson score interval. Written by",
-        "`final_table.py`; every number below is a run in the knowledge center.",
-        "",
-        f"Data: `simulate.py` {meta['simulator_version']}, seed 1234, scale {meta['scale']:g} "
-        f"({meta['n_train']} training / {meta['n_test']} test stations per preset). "
-        f"Machine: {meta['machine']}. Generated {meta['date']}.",
-        "",
-        "| model | preset | budget used (thesis: trials x epochs) | best validation | "
-        "test accuracy | 99 % Wilson interval | thesis test accuracy |",
-        "|---|---|---|---|---|---|---|",
-    ]
+def draw_figures(center: Center, rows: list[dict[str, Any]], folder: Path) -> None:
+    """Confusion matrix and ROC figure per row, the leakage side by side (``row['figures']``,
+    paths relative to ``folder``)."""
+    import figures
+
+    folder.mkdir(parents=True, exist_ok=True)
     for r in rows:
-        budget, thesis_budget = _budget(r)
-        acc, half = THESIS[r["model"]]
-        lines.append(
-            f"| {LABELS[r['model']]} | `{r['preset']}` | {budget} ({thesis_budget}) | "
-            f"{r['best_val_accuracy']:.4f} | **{r['test_accuracy']:.4f}** "
-            f"({r['test_correct']}/{r['test_n']}) | [{r['wilson_low']:.4f}, {r['wilson_high']:.4f}] | "
-            f"{acc:.4f} ± {half:.4f} |"
-        )
-    lines += [
-        "",
-        "Chance is 0.25. The thesis column is its Table 7.13 on the (non-public) Auger simulations;",
-        'it is a reference for the ordering, not a target (see README.md, "Two presets").',
-        "",
-        f"Time: {sum(r['group_minutes'] for r in rows):.0f} min for the {len(rows)} searches "
-        f"(one after the other), {sum(r['final_minutes'] for r in rows):.0f} min of retraining "
-        f"({meta['parallel']} at a time), on {meta['machine']}.",
-        "",
-        "## Best configurations",
-        "",
-        "| model | preset | best trial | parameters (retrained with these) | group time | retraining time |",
-        "|---|---|---|---|---|---|",
+        pred = predictions(center, r["final_run_id"])
+        title = f"{LABELS[r['model']]}, {variant(r)}"
+        stem = r["name"].removeprefix(r["group"].split("-")[0] + "-").removesuffix("-final")
+        r["figures"] = {"confusion": f"{stem}-confusion.png", "roc": f"{stem}-roc.png"}
+        figures.draw_confusion(pred, title, folder / r["figures"]["confusion"])
+        r["auc"] = figures.draw_roc(pred, title, folder / r["figures"]["roc"])
+    points = [
+        (LABELS[r["model"]], variant(r), r["test_accuracy"], r["wilson_low"], r["wilson_high"])
+        for r in rows
     ]
-    for r in rows:
-        p = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(r["params"].items()))
-        lines.append(
-            f"| {LABELS[r['model']]} | `{r['preset']}` | {r['best_trial']} | {p} | "
-            f"{r['group_minutes']:.1f} min | {r['final_minutes']:.1f} min |"
-        )
-    lines += [
-        "",
-        "## Commands",
-        "",
-        "From the repository root, after the README's install (the data are simulated on first",
-        "use). The searches (one group per model and preset):",
-        "",
-        "```bash",
-        *[r["group_command"] for r in rows],
-        "```",
-        "",
-        "Then this table (it runs the retrainings below and rewrites this file):",
-        "",
-        "```bash",
-        meta["table_command"],
-        "```",
-        "",
-        "which runs, for each model, one tracked retraining on the full training set and one",
-        "evaluation on the test set (the parameter files are the best trials' parameters, written",
-        "by the table next to this file):",
-        "",
-        "```bash",
-        *[r["final_command"] for r in rows],
-        "```",
-        "",
-        "Knowledge-center runs (`ml-experiment ui`): groups "
-        + ", ".join(f"`{r['group']}`" for r in rows)
-        + "; retrainings `<group>-final`; this table `"
-        + meta["summary_name"]
-        + "`.",
-        "",
-    ]
-    return "\n".join(lines)
+    figures.draw_leakage(points, 0.25, folder / LEAKAGE_PNG)
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return json.dumps(v) if not isinstance(v, str) else v
+def copy_report(center: Center, row: dict[str, Any], folder: Path) -> list[str]:
+    """The group's report PNGs (``report/*.png`` of its parent run) into ``folder``.
+
+    A group run with ``report: false`` has none: its report is made now, from the knowledge
+    center, into the same folder (``ml-experiment report <group>`` would write the same).
+    """
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()  # another group's plots must not stay beside this one's
+    run_id = row["group_run_id"]
+    logged = [
+        a.path for a in center.client.list_artifacts(run_id, "report") if a.path.endswith(".png")
+    ]
+    if logged:
+        with tempfile.TemporaryDirectory(prefix="mlx-final-") as tmp:
+            for path in logged:
+                shutil.copy(center.client.download_artifacts(run_id, path, tmp), folder)
+    else:
+        from ml_experiment.report import build_report
+
+        with tempfile.TemporaryDirectory(prefix="mlx-final-") as tmp:
+            build_report(run_id, tracking_uri=center.uri, out_dir=tmp)
+            for png in Path(tmp).glob("*.png"):
+                shutil.copy(png, folder)
+    return sorted(p.name for p in folder.glob("*.png"))
+
+
+def variant(row: dict[str, Any]) -> str:
+    """``physical``, ``thesis`` or ``thesis, grouped by shower``."""
+    return row["preset"] + (", grouped by shower" if row["split"] == "shower" else "")
 
 
 @job
 def main(
     presets: list[str] | None = None,
     models: list[str] | None = None,
+    grouped_models: list[str] | None = None,
     group_prefix: str = "cosmic",
     results_path: str | None = None,
+    figures_dir: str | None = None,
     retrain_seed: int = 1234,
     parallel: int = 2,
 ) -> tuple[dict[str, float], dict[str, str]]:
+    """Retrain every group's best trial, draw the figures, write RESULTS.md.
+
+    Args:
+        presets: the presets whose groups are retrained.
+        models: the models (groups ``<group_prefix>-<model>-<preset>``).
+        grouped_models: the models whose ``thesis`` best parameters are also retrained on
+            the split by shower (None: all of ``models``; [] none).
+        group_prefix: the groups' name prefix.
+        results_path: RESULTS.md's path (None: next to this file).
+        figures_dir: the PNGs' folder (None: ``figures/`` next to RESULTS.md).
+        retrain_seed: the retrainings' seed.
+        parallel: retrainings at a time (one process and CPU each).
+    """
     import mlflow
+    from results_md import render
 
     import data as cosmic_data  # this folder is on sys.path, as for `python final_table.py`
 
     presets = presets or ["physical", "thesis"]
     models = models or list(MODELS)
-    unknown = sorted(set(models) - set(MODELS))
+    grouped = list(models if grouped_models is None else grouped_models)
+    unknown = sorted((set(models) | set(grouped)) - set(MODELS))
     if unknown:
         raise ValueError(f"unknown models {unknown}; choose from {list(MODELS)}")
     from concurrent.futures import ThreadPoolExecutor
@@ -414,28 +390,48 @@ def main(
     center = Center(mlflow.get_tracking_uri())
     out = Path(results_path) if results_path else HERE / "RESULTS.md"
     params_dir = out.resolve().parent / "final_params"
+    fig_dir = Path(figures_dir) if figures_dir else out.resolve().parent / "figures"
 
-    def one(preset: str, model: str) -> dict[str, Any]:
-        row = retrain(center, model, preset, scale, group_prefix, retrain_seed, params_dir)
+    def one(preset: str, model: str, split: str) -> dict[str, Any]:
+        row = retrain(center, model, preset, scale, group_prefix, retrain_seed, params_dir, split)
         print(
-            f"final table: {model} on {preset}: test accuracy {row['test_accuracy']:.4f} "
+            f"final table: {model} on {variant(row)}: test accuracy {row['test_accuracy']:.4f} "
             f"[{row['wilson_low']:.4f}, {row['wilson_high']:.4f}] (99 % Wilson)",
             flush=True,
         )
         return row
 
+    jobs = [(p, m, "preset") for p in presets for m in models]
+    jobs += [("thesis", m, "shower") for m in grouped if "thesis" in presets]
     # Each retraining is its own process (one CPU each); `parallel` of them at a time.
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        futures = [pool.submit(one, p, m) for p in presets for m in models]
+        futures = [pool.submit(one, *j) for j in jobs]
         rows = [f.result() for f in futures]
+    rows.sort(
+        key=lambda r: (presets.index(r["preset"]), r["split"] != "preset", models.index(r["model"]))
+    )
+    draw_figures(center, rows, fig_dir)
+    reports = {}  # preset -> (row of the best model, its report PNGs)
+    for preset in presets:
+        best = max((r for r in rows if r["preset"] == preset and r["split"] == "preset"),
+                   key=lambda r: r["test_accuracy"])  # fmt: skip
+        reports[preset] = (best, copy_report(center, best, fig_dir / f"report-{best['group']}"))
+    import shutil
+
+    kept = {f"report-{best['group']}" for best, _ in reports.values()}
+    for old in fig_dir.glob(f"report-{group_prefix}-*"):
+        if old.name not in kept and old.name.endswith(tuple(presets)):
+            shutil.rmtree(old)  # an earlier best model's plots would read as today's
     import platform
 
     n_test = rows[0]["test_n"] if rows else 0
     active = mlflow.active_run()
     summary_name = active.info.run_name if active else "cosmic-final-table"
-    table_args = []
+    table_args = {}
     if presets != ["physical", "thesis"]:
-        table_args.append(f"--params '{json.dumps({'presets': presets})}'")
+        table_args["presets"] = presets
+    if grouped_models is not None:
+        table_args["grouped_models"] = grouped
     meta = {
         "simulator_version": cosmic_data._simulator().SIMULATOR_VERSION,
         "scale": scale,
@@ -445,9 +441,11 @@ def main(
         "date": time.strftime("%Y-%m-%d"),
         "summary_name": summary_name,
         "parallel": max(1, parallel),
+        "figures": os.path.relpath(fig_dir, out.resolve().parent),
+        "reports": reports,
         "table_command": (f"COSMIC_SCALE={scale:g} " if scale != 1 else "")
         + "ml-experiment run examples/cosmic_rays/final_table.yaml"
-        + (" " + " ".join(table_args) if table_args else ""),
+        + (f" --params '{json.dumps(table_args)}'" if table_args else ""),
     }
     text = render(rows, meta)
     out.write_text(text)
@@ -456,15 +454,18 @@ def main(
     (tmp / "RESULTS.md").write_text(text)
     metrics: dict[str, float] = {}
     for r in rows:
-        key = f"{r['preset']}.{r['model']}"
+        key = f"{r['preset']}.{r['model']}" + (f".{r['split']}" if r["split"] != "preset" else "")
         metrics[f"{key}.test_accuracy"] = r["test_accuracy"]
         metrics[f"{key}.wilson_low"] = r["wilson_low"]
         metrics[f"{key}.wilson_high"] = r["wilson_high"]
         metrics[f"{key}.best_val_accuracy"] = r["best_val_accuracy"]
+        for cls, auc in r["auc"].items():
+            metrics[f"{key}.auc_{cls}"] = auc
     print(text)
     return metrics, {
         "RESULTS.md": str(tmp / "RESULTS.md"),
         "results.json": str(tmp / "results.json"),
+        "figures": str(fig_dir),
     }
 
 

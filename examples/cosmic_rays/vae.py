@@ -12,9 +12,9 @@ moves in 200 epochs).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 
-from autoencoders import VariationalAutoencoders, search_trial
+from autoencoders import Result, VariationalAutoencoders, search_trial
 
 from data import PerClassLoader
 from ml_experiment import job
@@ -32,21 +32,22 @@ def main(
     batch_size: int = 256,
     max_train_samples: int | None = None,
     evaluate_on: str = "validation",
-) -> Iterator[dict[str, float]]:
-    final = yield from search_trial(
-        lambda n_classes, n_features: VariationalAutoencoders(
-            n_classes, n_features, encoding_dim, latent_dim, activation=activation
-        ),
-        evaluate_on=evaluate_on,
-        max_train_samples=max_train_samples,
-        epochs=max_epochs,
-        batch_size=batch_size,
-        lr=lr,
-        optimizer=optimizer,
-        one_cycle=one_cycle,
+) -> Generator[dict[str, float], None, Result]:
+    return (
+        yield from search_trial(
+            lambda n_classes, n_features: VariationalAutoencoders(
+                n_classes, n_features, encoding_dim, latent_dim, activation=activation
+            ),
+            evaluate_on=evaluate_on,
+            max_train_samples=max_train_samples,
+            epochs=max_epochs,
+            batch_size=batch_size,
+            lr=lr,
+            optimizer=optimizer,
+            one_cycle=one_cycle,
+            describe=f"encoding_dim={encoding_dim} latent_dim={latent_dim} {activation}",
+        )
     )
-    print(f"encoding_dim={encoding_dim} latent_dim={latent_dim} {activation}: {final}")
-    return final
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from data import SEED, UnifiedLoader, accuracy_metrics, pick, subsample_rows
+from data import SEED, UnifiedLoader, accuracy_metrics, pick, predictions_artifact, subsample_rows
 from ml_experiment import Trial, job
 from ml_experiment.exceptions import NotInTrialError
 
@@ -58,7 +58,7 @@ def main(
     max_train_samples: int | None = None,
     n_jobs: int = 1,
     evaluate_on: str = "validation",
-) -> dict[str, float]:
+) -> dict[str, float] | tuple[dict[str, float], dict[str, str]]:
     np.random.seed(SEED)
     if max_boost_round is not None:  # a budget knob: caps the searched number of rounds
         num_boost_round = min(num_boost_round, max_boost_round)
@@ -100,10 +100,18 @@ def main(
         metrics["best_num_boost_round"] = best + 1
     else:
         booster = xgb.train(params, train, num_boost_round=num_boost_round)
-        pred = booster.predict(xgb.DMatrix(X_eval))
+        # the class margins: their argmax is multi:softmax's prediction, their softmax the
+        # class probabilities the ROC curves need
+        margin = booster.predict(xgb.DMatrix(X_eval), output_margin=True)
+        margin = margin.reshape(y_eval.shape[0], -1)
+        pred = margin.argmax(axis=1)
+        proba = np.exp(margin - margin.max(axis=1, keepdims=True))
+        proba /= proba.sum(axis=1, keepdims=True)
     metrics.update(accuracy_metrics(y_eval, pred.astype(np.int64), evaluate_on))
     metrics["fit_time_s"] = time.perf_counter() - t0
     print(f"rounds={num_boost_round} lr={learning_rate:.4g} depth={max_depth}: {metrics}")
+    if evaluate_on == "test":  # the final table's figures
+        return metrics, predictions_artifact(y_eval, pred, proba, "probability")
     return metrics
 
 

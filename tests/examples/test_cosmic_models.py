@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,11 +36,15 @@ def _load(name: str, filename: str) -> Any:
     key = f"cosmic_rays_{name}"
     if key in sys.modules:
         return sys.modules[key]
-    spec = importlib.util.spec_from_file_location(key, COSMIC / filename)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[key] = module
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(COSMIC))  # final_table.py imports results_md beside it
+    try:
+        spec = importlib.util.spec_from_file_location(key, COSMIC / filename)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(COSMIC))
     return module
 
 
@@ -94,6 +99,21 @@ def test_wilson_interval_matches_the_formula() -> None:
     # the thesis's XGBoost half-width (0.0029) fits a test set of ~80,000 stations
     lo, hi = ft.wilson_interval(70815, 80000, 0.99)
     assert (hi - lo) / 2 == pytest.approx(0.0029, abs=2e-4)
+
+
+def test_roc_and_confusion_match_their_definitions() -> None:
+    fig = _load("figures", "figures.py")
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 2, 400).astype(bool)
+    score = np.round(rng.normal(size=400) + truth, 1)  # ties on purpose
+    fpr, tpr, auc = fig.roc_curve(truth, score)
+    # the Mann-Whitney probability, ties counted one half
+    pos, neg = score[truth][:, None], score[~truth][None, :]
+    assert auc == pytest.approx(float((pos > neg).mean() + 0.5 * (pos == neg).mean()))
+    assert fpr[0] == tpr[0] == 0 and fpr[-1] == tpr[-1] == 1
+    assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
+    m = fig.confusion(np.array([0, 1, 1, 3]), np.array([0, 1, 2, 3]))
+    assert m.tolist() == [[1, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0], [0, 0, 0, 1]]
 
 
 def test_autoencoder_building_blocks() -> None:
@@ -159,12 +179,15 @@ def _parent_and_children(c: Any, name: str) -> tuple[Any, list[Any]]:
     return parents[0], [r for r in runs if "mlflow.parentRunId" in r.data.tags]
 
 
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1200)  # ~100 s alone; ~575 s measured at load average 7-9 on 2 cores
 def test_five_models_and_the_final_table_through_the_cli(tmp_path: Path) -> None:
-    env = _env(tmp_path / "data")
+    env = _env(tmp_path / "data", "thesis")
     for model in MODELS:
-        name = f"cosmic-{model}-physical"
+        name = f"cosmic-{model}-thesis"
         proc = run_cli(
             "run", *without_report(COSMIC / f"{model}.yaml", tmp_path), "--name", name,
             "--num_trials", "2",
@@ -174,7 +197,7 @@ def test_five_models_and_the_final_table_through_the_cli(tmp_path: Path) -> None
     assert not (tmp_path / "reports").exists()  # the job files above were the ones that ran
     c = client(tmp_path)
     for model in MODELS:
-        parent, children = _parent_and_children(c, f"cosmic-{model}-physical")
+        parent, children = _parent_and_children(c, f"cosmic-{model}-thesis")
         assert parent.info.status == "FINISHED"
         assert 0.0 <= parent.data.metrics["best_val_accuracy"] <= 1.0
         assert parent.data.metrics["trials_complete"] == 2
@@ -185,7 +208,8 @@ def test_five_models_and_the_final_table_through_the_cli(tmp_path: Path) -> None
             assert len(history) == 2
 
     results = tmp_path / "RESULTS.md"
-    params = {"presets": ["physical"], "results_path": str(results)}
+    # XGBoost's grouped-by-shower row only: one retraining more, not five
+    params = {"presets": ["thesis"], "results_path": str(results), "grouped_models": ["xgboost"]}
     proc = run_cli(
         "run", str(COSMIC / "final_table.yaml"), "--params", json.dumps(params),
         cwd=tmp_path, env={**env, "COSMIC_PRESET": ""},
@@ -193,18 +217,33 @@ def test_five_models_and_the_final_table_through_the_cli(tmp_path: Path) -> None
     assert proc.returncode == 0, f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     text = results.read_text()
     for label in ("SVM", "XGBoost", "Autoencoder v1", "Autoencoder v2", "VAE"):
-        assert f"| {label}" in text
+        assert re.search(rf"\| {label}[^|]* \| `thesis` \| 2 of 2 trials, .*one sitting", text)
+    assert "| XGBoost | `thesis`, grouped by shower | the best parameters of" in text
     assert "99 % Wilson" in text and "ml-experiment run examples/cosmic_rays/svm.yaml" in text
+    assert "COSMIC_SPLIT=shower ml-experiment run examples/cosmic_rays/xgboost_model.py" in text
+    # every figure RESULTS.md links is a PNG in figures/ beside it, and each row links two
+    links = re.findall(r"\]\((figures/[^)]+\.png)\)", text)
+    assert len([lk for lk in links if lk.endswith(("-confusion.png", "-roc.png"))]) == 2 * 6
+    assert "figures/leakage.png" in links
+    reports = [lk for lk in links if "/report-cosmic-" in lk]
+    assert reports and any(lk.endswith("/history.png") for lk in reports)
+    for link in links:
+        assert (tmp_path / link).read_bytes()[:8] == PNG, link
     for model in MODELS:
-        (final,) = all_runs(c, f"cosmic-{model}-physical-final")
+        (final,) = all_runs(c, f"cosmic-{model}-thesis-final")
         m = final.data.metrics
         assert final.info.status == "FINISHED" and m["test_n"] == 4 * 80
         assert 0.0 <= m["test_accuracy"] <= 1.0 and "val_accuracy" not in m
         assert final.data.params["evaluate_on"] == "test"
+        assert "test_predictions.npz" in artifact_paths(c, final.info.run_id)
+    (grouped,) = all_runs(c, "cosmic-xgboost-thesis-shower-final")
+    assert grouped.info.status == "FINISHED" and grouped.data.metrics["test_n"] != 4 * 80
     (summary,) = all_runs(c, "cosmic-final-table")
     assert summary.info.status == "FINISHED"
-    for model in MODELS:
-        lo = summary.data.metrics[f"physical.{model}.wilson_low"]
-        hi = summary.data.metrics[f"physical.{model}.wilson_high"]
-        assert lo <= summary.data.metrics[f"physical.{model}.test_accuracy"] <= hi
-    assert {"RESULTS.md", "results.json"} <= set(artifact_paths(c, summary.info.run_id))
+    for key in [f"thesis.{model}" for model in MODELS] + ["thesis.xgboost.shower"]:
+        lo, hi = (summary.data.metrics[f"{key}.wilson_{end}"] for end in ("low", "high"))
+        assert lo <= summary.data.metrics[f"{key}.test_accuracy"] <= hi
+        assert 0.0 <= summary.data.metrics[f"{key}.auc_iron"] <= 1.0
+    assert {"RESULTS.md", "results.json", "figures/leakage.png"} <= set(
+        artifact_paths(c, summary.info.run_id)
+    )
