@@ -99,6 +99,7 @@ def evaluate(client: Any, uri: str, model: str, prefix: str, params_dir: Path) -
     return {
         "model": model,
         "group": group,
+        "group_run_id": parent.info.run_id,
         "trials": f"{int(pm.get('trials_complete', 0))} done, {int(pm.get('trials_pruned', 0))} pruned, "
         f"{int(pm.get('trials_failed', 0))} failed",
         "group_minutes": pm.get("total_time_s", 0) / 60,
@@ -115,10 +116,37 @@ def evaluate(client: Any, uri: str, model: str, prefix: str, params_dir: Path) -
     }
 
 
+def copy_report(client: Any, uri: str, run_id: str, folder: Path) -> list[str]:
+    """A group's report PNGs (``report/*.png`` of its parent run) into ``folder``, which holds
+    nothing else; a group run with ``report: false`` has none, so its report is made now."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()  # another group's plots must not stay beside this one's
+    logged = [a.path for a in client.list_artifacts(run_id, "report") if a.path.endswith(".png")]
+    with tempfile.TemporaryDirectory(prefix="mlx-magic-") as tmp:
+        if logged:
+            pngs = [Path(client.download_artifacts(run_id, path, tmp)) for path in logged]
+        else:
+            from ml_experiment.report import build_report
+
+            build_report(run_id, tracking_uri=uri, out_dir=tmp, client=client)
+            pngs = list(Path(tmp).glob("*.png"))
+        for png in pngs:
+            shutil.copy(png, folder)
+    return sorted(p.name for p in folder.glob("*.png"))
+
+
 @job
 def main(
-    models: list[str] | None = None, group_prefix: str = "magic", results_path: str | None = None
+    models: list[str] | None = None,
+    group_prefix: str = "magic",
+    results_path: str | None = None,
+    figures_dir: str | None = None,
 ) -> tuple[dict[str, float], dict[str, str]]:
+    """Retrain each group's best trial, test it once, write RESULTS.md and copy the best
+    model's group report PNGs to ``figures_dir`` (None: ``figures/`` beside RESULTS.md)."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -147,6 +175,16 @@ def main(
         "```bash",
     ]
     lines += [r["command"] for r in rows] + ["```", ""]
+    best = max(rows, key=lambda r: r["test_accuracy"])
+    fig_dir = Path(figures_dir) if figures_dir else out.resolve().parent / "figures"
+    pngs = copy_report(client, uri, best["group_run_id"], fig_dir)
+    rel = os.path.relpath(fig_dir, out.resolve().parent)
+    lines += [
+        f"The search plots of the best model's group (`{best['group']}`, from its report): "
+        + ", ".join(f"[{p.removesuffix('.png')}]({rel}/{p})" for p in pngs)
+        + ".",
+        "",
+    ]
     text = "\n".join(lines)
     out.write_text("# MAGIC gamma/hadron: test-set results\n\n" + text)
     print(text)

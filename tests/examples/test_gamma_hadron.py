@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,14 @@ def _magic() -> Any:
     finally:
         sys.path.remove(str(GAMMA))
     return module
+
+
+def test_readme_links_plots_the_report_draws() -> None:
+    from ml_experiment.report._build import _GROUP_PLOTS
+
+    drawn = {f"figures/{key}.png" for key, *_ in _GROUP_PLOTS}
+    linked = set(re.findall(r"\]\((figures/[^)]+\.png)\)", (GAMMA / "README.md").read_text()))
+    assert "figures/history.png" in linked and linked <= drawn, linked - drawn
 
 
 def test_magic_loader_splits_stratified_and_scales_on_training_data() -> None:
@@ -59,7 +68,14 @@ def test_magic_groups_and_final_table_through_the_cli(tmp_path: Path) -> None:
         "--params", json.dumps({"results_path": str(results)}), cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "| xgboost |" in results.read_text() and "| svm |" in results.read_text()
+    text = results.read_text()
+    assert "| xgboost |" in text and "| svm |" in text
+    # the best group's report PNGs, beside RESULTS.md and linked from it
+    links = re.findall(r"\]\((figures/[^)]+\.png)\)", text)
+    assert "figures/history.png" in links
+    assert sorted(links) == sorted(f"figures/{p.name}" for p in (tmp_path / "figures").iterdir())
+    for link in links:
+        assert (tmp_path / link).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", link
     c = client(tmp_path)
     for model in small:
         (parent,) = [
