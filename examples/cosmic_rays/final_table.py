@@ -110,11 +110,13 @@ class Center:
             return json.loads(Path(local).read_text())
 
     def sittings(self, group: str, parent_id: str) -> dict[str, int]:
-        """Trials recorded and the sittings they ran in.
+        """Trials recorded, and how many sittings (at least) the search took.
 
-        A resumed group (``--resume``) records no tag of its own; each sitting starts its
-        own private Ray, so the distinct Ray node ids (``ml_experiment.node``) of the trial
-        runs count the sittings of a single-machine group (a cluster's nodes would count too).
+        A resumed group (``--resume``) records no tag of its own, but two traces: each sitting
+        starts its own private Ray, so the trials of a single-machine group carry one Ray node
+        id (``ml_experiment.node``) per sitting (a cluster's nodes would count too); and a
+        trial that a stopped sitting left running is recorded failed with an ``error`` that
+        starts with ``interrupted`` (re-run on resume; it does not count against the budget).
         """
         trials = [
             r
@@ -122,10 +124,13 @@ class Center:
             if r.data.tags.get("mlflow.parentRunId") == parent_id
             and "ml_experiment.trial_number" in r.data.tags
         ]
-        nodes = {
-            r.data.tags["ml_experiment.node"] for r in trials if "ml_experiment.node" in r.data.tags
+        interrupted = [r for r in trials if r.data.tags.get("error", "").startswith("interrupted")]
+        nodes = {r.data.tags.get("ml_experiment.node") for r in trials} - {None}
+        return {
+            "recorded": len(trials) - len(interrupted),
+            "interrupted": len(interrupted),
+            "sittings": max(len(nodes), 2 if interrupted else 1),
         }
-        return {"recorded": len(trials), "sittings": max(1, len(nodes))}
 
     def trial_run(self, group: str, parent_id: str, number: int) -> Any | None:
         for run in self.runs(group):

@@ -59,8 +59,14 @@ def _budget(row: dict[str, Any]) -> tuple[str, str]:
         parts.append(f"<= {gp['max_iter']} LinearSVC iterations")
     if row.get("timeout_per_trial"):
         parts.append(f"timeout {row['timeout_per_trial']:g} s per trial")
-    sittings = t.get("sittings", 1)
-    parts.append(f"resumed, {sittings} sittings" if sittings > 1 else "one sitting")
+    if t["sittings"] > 1:
+        lost = t["interrupted"]
+        parts.append(
+            f"resumed, at least {t['sittings']} sittings"
+            + (f" ({lost} interrupted trials re-run)" if lost else "")
+        )
+    else:
+        parts.append("one sitting")
     reduced = (
         t["recorded"] < thesis_trials
         or (thesis_epochs is not None and gp.get("max_epochs", thesis_epochs) < thesis_epochs)
@@ -116,8 +122,9 @@ def render(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "",
         "Chance is 0.25. The thesis column is its Table 7.13 on the (non-public) Auger simulations;",
         'it is a reference for the ordering, not a target (see README.md, "Two presets").',
-        "A row's budget counts the trials its group recorded; `resumed, N sittings` means the",
-        "search was continued with `--resume` (counted from the Ray sessions its trials ran in).",
+        "A row's budget counts the trials its group recorded; `resumed, at least N sittings`",
+        "means the search was continued with `--resume` (counted from the Ray sessions its",
+        "trials ran in and the trials a stopped sitting left running; see README.md, Budgets).",
         "",
         f"Time: {sum(r['group_minutes'] for r in searched):.0f} min for the {len(searched)} "
         f"searches (one after the other), {sum(r['final_minutes'] for r in rows):.0f} min of "

@@ -116,6 +116,47 @@ def test_roc_and_confusion_match_their_definitions() -> None:
     assert m.tolist() == [[1, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0], [0, 0, 0, 1]]
 
 
+def test_group_state_and_sittings_read_the_knowledge_center(tmp_path: Path) -> None:
+    """What run_study.sh and the table's budget column read: a group's parent run status, and
+    the distinct Ray node ids of its trials (one per sitting: a resume records no tag)."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    state = _load("group_state", "group_state.py").state
+    ft = _load("final_table", "final_table.py")
+    c = MlflowClient(uri)
+    assert state("cosmic-xgboost-thesis", uri) == "absent"
+    exp = c.create_experiment("cosmic-xgboost-thesis", str(tmp_path / "art"))
+    parent = c.create_run(exp, tags={"ml_experiment.kind": "group"}).info.run_id
+    center = ft.Center(uri)
+
+    def trial(number: int, **tags: str) -> None:
+        tags = {"mlflow.parentRunId": parent, "ml_experiment.trial_number": str(number), **tags}
+        c.set_terminated(c.create_run(exp, tags=tags).info.run_id)
+
+    for number in range(2):
+        trial(number, **{"ml_experiment.node": "a"})
+    assert center.sittings("cosmic-xgboost-thesis", parent) == {
+        "recorded": 2,
+        "interrupted": 0,
+        "sittings": 1,
+    }
+    # what a resume writes for a trial the stopped sitting left running (sweeper.recover)
+    trial(2, error="interrupted: the driver stopped while this trial ran; re-queued")
+    c.set_terminated(parent, "KILLED")  # the first sitting was stopped
+    assert state("cosmic-xgboost-thesis", uri) == "unfinished"
+    assert center.sittings("cosmic-xgboost-thesis", parent)["sittings"] == 2
+    for number in range(3, 6):
+        trial(number, **{"ml_experiment.node": "b"})
+    assert center.sittings("cosmic-xgboost-thesis", parent) == {
+        "recorded": 5,
+        "interrupted": 1,
+        "sittings": 2,
+    }
+    c.update_run(parent, "FINISHED")
+    assert state("cosmic-xgboost-thesis", uri) == "finished"
+
+
 def test_autoencoder_building_blocks() -> None:
     import torch  # a test dependency: a broken install fails here, never skips
 
