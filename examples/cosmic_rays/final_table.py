@@ -302,7 +302,7 @@ def predictions(center: Center, run_id: str) -> dict[str, Any]:
 def draw_figures(center: Center, rows: list[dict[str, Any]], folder: Path) -> None:
     """Confusion matrix and ROC figure per row, the leakage side by side (``row['figures']``,
     paths relative to ``folder``)."""
-    import figures
+    import plots
 
     folder.mkdir(parents=True, exist_ok=True)
     for r in rows:
@@ -310,13 +310,13 @@ def draw_figures(center: Center, rows: list[dict[str, Any]], folder: Path) -> No
         title = f"{LABELS[r['model']]}, {variant(r)}"
         stem = r["name"].removeprefix(r["group"].split("-")[0] + "-").removesuffix("-final")
         r["figures"] = {"confusion": f"{stem}-confusion.png", "roc": f"{stem}-roc.png"}
-        figures.draw_confusion(pred, title, folder / r["figures"]["confusion"])
-        r["auc"] = figures.draw_roc(pred, title, folder / r["figures"]["roc"])
+        plots.draw_confusion(pred, title, folder / r["figures"]["confusion"])
+        r["auc"] = plots.draw_roc(pred, title, folder / r["figures"]["roc"])
     points = [
         (LABELS[r["model"]], variant(r), r["test_accuracy"], r["wilson_low"], r["wilson_high"])
         for r in rows
     ]
-    figures.draw_leakage(points, 0.25, folder / LEAKAGE_PNG)
+    plots.draw_leakage(points, 0.25, folder / LEAKAGE_PNG)
 
 
 def copy_report(center: Center, row: dict[str, Any], folder: Path) -> list[str]:

@@ -102,7 +102,7 @@ def test_wilson_interval_matches_the_formula() -> None:
 
 
 def test_roc_and_confusion_match_their_definitions() -> None:
-    fig = _load("figures", "figures.py")
+    fig = _load("plots", "plots.py")
     rng = np.random.default_rng(0)
     truth = rng.integers(0, 2, 400).astype(bool)
     score = np.round(rng.normal(size=400) + truth, 1)  # ties on purpose

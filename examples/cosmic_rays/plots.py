@@ -1,4 +1,4 @@
-"""The figures of RESULTS.md, drawn from what the final runs logged (matplotlib, Agg).
+"""The figures of RESULTS.md (into figures/), drawn from what the final runs logged (matplotlib, Agg).
 
 Each retraining (``evaluate_on: test``) logs ``test_predictions.npz`` (labels, predictions,
 per-class scores, see ``data.predictions_artifact``); ``final_table.py`` downloads it and calls
