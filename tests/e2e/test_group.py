@@ -395,6 +395,7 @@ def test_sigkill_then_resume(tmp_path: Path, storage: str, request: pytest.Fixtu
     assert len(failed) == len(interrupted)
     assert all("interrupted" in c.data.tags["error"] for c in failed)
     assert parent.info.status == "FINISHED" and parent.data.metrics["trials_complete"] == 30
+    assert parent.data.tags["ml_experiment.sittings"] == "2"
     # No parameter set evaluated twice, except those that were running when the driver died.
     seen: dict[tuple, int] = {}
     for e in evaluations(folder):
@@ -438,6 +439,7 @@ def test_ctrl_c_stops_the_group_with_code_130_and_resume_finishes_it(tmp_path: P
     assert took < 30, f"the running trials (30 s each) were not stopped: exit after {took:.1f} s"
     parent, children = split_runs(folder, "stopped")
     assert parent.info.status == "KILLED" and children == []
+    assert parent.data.tags["ml_experiment.sittings"] == "1"
 
     res = run_cli(
         "run", str(job), "--resume", "--params", '{"pause": 0.0}', cwd=folder
@@ -447,6 +449,7 @@ def test_ctrl_c_stops_the_group_with_code_130_and_resume_finishes_it(tmp_path: P
     assert parent.info.status == "FINISHED" and parent.data.metrics["trials_complete"] == 8
     assert sorted(c.info.status for c in children).count("FINISHED") == 8
     assert sum("interrupted" in c.data.tags.get("error", "") for c in children) == 2
+    assert parent.data.tags["ml_experiment.sittings"] == "2"
 
 
 @pytest.fixture

@@ -195,7 +195,7 @@ def parent_record(group: Any) -> RunRecord:
     """The group's parent run as it starts: its tags, params and context (code, environment)."""
     from ml_experiment.hpo import public_url
     from ml_experiment.tracking._capture import capture_context
-    from ml_experiment.tracking.record import TAG_FUNCTION, TAG_KIND, RunRecord
+    from ml_experiment.tracking.record import TAG_FUNCTION, TAG_KIND, TAG_SITTINGS, RunRecord
 
     config, sweeper = group.config, group.sweeper
     record = RunRecord(
@@ -210,7 +210,13 @@ def parent_record(group: Any) -> RunRecord:
         },
     )
     if record.run_id is not None:  # resumed: the run has its params and context already
+        # Counted at once: a sitting stopped again never reaches the group's end.
+        client = group.recorder.tracker.client
+        before = client.get_run(record.run_id).data.tags.get(TAG_SITTINGS, "1")
+        record.tags[TAG_SITTINGS] = str(int(before) + 1 if before.isdigit() else 2)
+        client.set_tag(record.run_id, TAG_SITTINGS, record.tags[TAG_SITTINGS])
         return record
+    record.tags[TAG_SITTINGS] = "1"
     params = {
         **group.fixed,
         **{f"param_space.{k}": str(v) for k, v in group.flat.items()},

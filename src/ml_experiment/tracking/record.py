@@ -22,6 +22,7 @@ TAG_FUNCTION = "ml_experiment.function"
 TAG_PARENT = "mlflow.parentRunId"
 TAG_ERROR = "error"
 TAG_SEED = "seed"
+TAG_SITTINGS = "ml_experiment.sittings"  # on a group's parent: 1, then +1 per --resume
 SEED_PREFIX = "seed."
 ENV_PREFIX = "env."
 HW_PREFIX = "hw."
