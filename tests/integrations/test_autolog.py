@@ -96,7 +96,6 @@ def assert_autologging_is_off(folder: Path, experiment: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(180)
 def test_sklearn_autologging_in_an_experiment(workdir: Path) -> None:
     write(workdir / "train.py", SKLEARN_SCRIPT)
     outcome = run(workdir, "train.py", name="iris-lr", kind="experiment", params={"C": 0.5})
@@ -121,7 +120,6 @@ def test_sklearn_autologging_in_an_experiment(workdir: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(180)
 def test_xgboost_autologging_in_an_experiment(workdir: Path) -> None:
     write(workdir / "train_xgb.py", XGBOOST_SCRIPT)
     outcome = run(workdir, "train_xgb.py", name="iris-xgb", kind="experiment")
@@ -141,7 +139,6 @@ def test_xgboost_autologging_in_an_experiment(workdir: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(180)
 def test_sklearn_autologging_in_each_group_trial(workdir: Path, ray_local: None) -> None:
     write(workdir / "train.py", SKLEARN_SCRIPT)
     outcome = run(

@@ -112,7 +112,6 @@ if __name__ == "__main__":
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(180)
 def test_xgboost_trials_are_pruned_and_recorded(workdir: Path, ray_local: None) -> None:
     import optuna
     from optuna.trial import TrialState
