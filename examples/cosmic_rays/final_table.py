@@ -112,11 +112,12 @@ class Center:
     def sittings(self, group: str, parent_id: str) -> dict[str, int]:
         """Trials recorded, and how many sittings (at least) the search took.
 
-        A resumed group (``--resume``) records no tag of its own, but two traces: each sitting
-        starts its own private Ray, so the trials of a single-machine group carry one Ray node
-        id (``ml_experiment.node``) per sitting (a cluster's nodes would count too); and a
-        trial that a stopped sitting left running is recorded failed with an ``error`` that
-        starts with ``interrupted`` (re-run on resume; it does not count against the budget).
+        The parent run's ``ml_experiment.sittings`` tag counts them (1, +1 per ``--resume``).
+        Groups recorded before that tag existed leave two traces: each sitting starts its own
+        private Ray, so the trials of a single-machine group carry one Ray node id
+        (``ml_experiment.node``) per sitting; and a trial that a stopped sitting left running
+        is recorded failed with an ``error`` that starts with ``interrupted`` (re-run on resume;
+        it does not count against the budget).
         """
         trials = [
             r
@@ -126,10 +127,13 @@ class Center:
         ]
         interrupted = [r for r in trials if r.data.tags.get("error", "").startswith("interrupted")]
         nodes = {r.data.tags.get("ml_experiment.node") for r in trials} - {None}
+        counted = self.client.get_run(parent_id).data.tags.get("ml_experiment.sittings", "")
         return {
             "recorded": len(trials) - len(interrupted),
             "interrupted": len(interrupted),
-            "sittings": max(len(nodes), 2 if interrupted else 1),
+            "sittings": int(counted)
+            if counted.isdigit()
+            else max(len(nodes), 2 * bool(interrupted), 1),
         }
 
     def trial_run(self, group: str, parent_id: str, number: int) -> Any | None:

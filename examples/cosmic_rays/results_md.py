@@ -123,8 +123,8 @@ def render(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "Chance is 0.25. The thesis column is its Table 7.13 on the (non-public) Auger simulations;",
         'it is a reference for the ordering, not a target (see README.md, "Two presets").',
         "A row's budget counts the trials its group recorded; `resumed, at least N sittings`",
-        "means the search was continued with `--resume` (counted from the Ray sessions its",
-        "trials ran in and the trials a stopped sitting left running; see README.md, Budgets).",
+        "means the search was continued with `--resume` (the group's `ml_experiment.sittings`",
+        "tag, or for older records its trials' Ray sessions; see README.md, Budgets).",
         "",
         f"Time: {sum(r['group_minutes'] for r in searched):.0f} min for the {len(searched)} "
         f"searches (one after the other), {sum(r['final_minutes'] for r in rows):.0f} min of "

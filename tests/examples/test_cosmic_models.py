@@ -118,7 +118,7 @@ def test_roc_and_confusion_match_their_definitions() -> None:
 
 def test_group_state_and_sittings_read_the_knowledge_center(tmp_path: Path) -> None:
     """What run_study.sh and the table's budget column read: a group's parent run status, and
-    the distinct Ray node ids of its trials (one per sitting: a resume records no tag)."""
+    its sittings (the parent's tag; for older records, one Ray node id per sitting)."""
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
@@ -155,6 +155,8 @@ def test_group_state_and_sittings_read_the_knowledge_center(tmp_path: Path) -> N
     }
     c.update_run(parent, "FINISHED")
     assert state("cosmic-xgboost-thesis", uri) == "finished"
+    c.set_tag(parent, "ml_experiment.sittings", "3")  # the engine's own count wins
+    assert center.sittings("cosmic-xgboost-thesis", parent)["sittings"] == 3
 
 
 def test_autoencoder_building_blocks() -> None:
