@@ -7,17 +7,15 @@ temporary working directory with its own knowledge center and data folder.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from tests.conftest import EXAMPLES, all_runs, artifact_paths, client, run_cli
-from tests.examples.conftest import without_report
+from tests.examples.conftest import load_example, without_report
 
 COSMIC = EXAMPLES / "cosmic_rays"
 MODELS = ("svm", "xgboost", "autoencoder_v1", "autoencoder_v2", "vae")
@@ -32,20 +30,8 @@ SMALL = {
 
 
 def _load(name: str, filename: str) -> Any:
-    """An example module by path, under a private name (the folder is not put on sys.path)."""
-    key = f"cosmic_rays_{name}"
-    if key in sys.modules:
-        return sys.modules[key]
-    sys.path.insert(0, str(COSMIC))  # final_table.py imports results_md beside it
-    try:
-        spec = importlib.util.spec_from_file_location(key, COSMIC / filename)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(COSMIC))
-    return module
+    """A cosmic-ray example module (final_table.py imports results_md beside it)."""
+    return load_example(COSMIC, filename, f"cosmic_rays_{name}")
 
 
 @pytest.fixture(scope="module")

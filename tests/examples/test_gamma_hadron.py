@@ -2,35 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from tests.conftest import EXAMPLES, all_runs, client, run_cli
-from tests.examples.conftest import without_report
+from tests.examples.conftest import load_example, without_report
 
 GAMMA = EXAMPLES / "gamma_hadron"
 
 
 def _magic() -> Any:
-    key = "gamma_hadron_magic"
-    if key in sys.modules:
-        return sys.modules[key]
-    sys.path.insert(0, str(GAMMA))  # magic.py imports data_loading
-    try:
-        spec = importlib.util.spec_from_file_location(key, GAMMA / "magic.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(GAMMA))
-    return module
+    return load_example(GAMMA, "magic.py", "gamma_hadron_magic")  # imports data_loading
 
 
 def test_readme_links_plots_the_report_draws() -> None:
