@@ -28,6 +28,17 @@ EXAMPLES = REPO / "examples"
 CLI = [str(Path(sys.executable).parent / "ml-experiment")]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under ``pytest -n N`` (xdist, ``--dist loadgroup``) a file's tests stay on one worker.
+
+    A file shares module fixtures and often one expensive set-up; files marked with one
+    ``xdist_group`` (the Docker tests: one engine, one project image) share a worker too.
+    """
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+
+
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty working directory: the default knowledge center lands here."""
@@ -85,6 +96,21 @@ def artifact_paths(c: Any, run_id: str, path: str | None = None) -> list[str]:
     for f in c.list_artifacts(run_id, path):
         out.extend(artifact_paths(c, run_id, f.path) if f.is_dir else [f.path])
     return out
+
+
+@pytest.fixture
+def fresh_private_gates(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Version gates and warn-once state of ``ml_experiment._private``, fresh for one test.
+
+    Cleared again afterwards: a gate a test computed under a patched range must not reach the
+    next test in the same process (which one that is depends on the order, e.g. under xdist).
+    """
+    from ml_experiment import _private
+
+    _private.supported.cache_clear()
+    monkeypatch.setattr(_private, "_warned", set())
+    yield
+    _private.supported.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -17,10 +17,7 @@ from ml_experiment.tracking.recorder import Recorder
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
 
-@pytest.fixture(autouse=True)
-def fresh_gates(monkeypatch: pytest.MonkeyPatch) -> None:
-    _private.supported.cache_clear()
-    monkeypatch.setattr(_private, "_warned", set())
+pytestmark = pytest.mark.usefixtures("fresh_private_gates")
 
 
 def test_the_supported_range_is_the_tested_range() -> None:

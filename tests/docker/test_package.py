@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from tests.conftest import EXAMPLES, all_runs, client, run_cli
 
-pytestmark = pytest.mark.slow
+# One worker for all Docker tests under xdist: one engine, one project image per session.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("docker")]
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "t",

@@ -176,7 +176,10 @@ def test_autoencoder_building_blocks() -> None:
 
 
 def test_reconstruction_classifier_learns_separable_classes() -> None:
+    import torch
+
     ae = _load("autoencoders", "autoencoders.py")
+    torch.manual_seed(0)  # the weights' start, not whatever earlier tests left in torch's RNG
     rng = np.random.default_rng(0)
     # two classes living on different 2-d subspaces of R^6
     bases = [rng.normal(size=(2, 6)) for _ in range(2)]

@@ -65,10 +65,7 @@ def _stock(db: Path) -> None:
     MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()
 
 
-@pytest.fixture(autouse=True)
-def _fresh_gate(monkeypatch: pytest.MonkeyPatch) -> None:
-    _private.supported.cache_clear()
-    monkeypatch.setattr(_private, "_warned", set())
+pytestmark = pytest.mark.usefixtures("fresh_private_gates")
 
 
 def test_the_new_store_has_exactly_the_schema_mlflow_makes(tmp_path: Path) -> None:
