@@ -127,6 +127,9 @@ def test_local_group_listens_on_loopback_only_and_cleans_up_after_sigkill(
         assert ray_dirs[0].stat().st_mode & 0o777 == 0o700
         for path in short_tmp.glob("mlx-*"):
             assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
+        # the running trial's console log lives in a private folder that names its worker
+        logs = list(short_tmp.glob("mlx-trial-*/console.log"))
+        assert len(logs) == 1 and not list(short_tmp.glob("*.log")), list(short_tmp.iterdir())
     finally:
         for p in _tree(proc.pid)[::-1]:  # the whole tree: Ray's daemons too
             with contextlib.suppress(psutil.NoSuchProcess):
@@ -141,3 +144,5 @@ def test_local_group_listens_on_loopback_only_and_cleans_up_after_sigkill(
     assert res.returncode == 0, res.stderr[-3000:]
     assert not ray_dirs[0].exists(), "the next start did not remove the dead run's Ray folder"
     assert not list(short_tmp.glob("mlx-ray-*"))  # and its own is gone too
+    assert not logs[0].parent.exists(), "the killed trial's console folder was left"
+    assert not list(short_tmp.glob("**/*.log")), list(short_tmp.rglob("*"))

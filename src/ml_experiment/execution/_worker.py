@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Iterator
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ml_experiment import _runtime
+from ml_experiment._tmp import make_private_dir
 from ml_experiment.execution._invoke import invoke
 
 if TYPE_CHECKING:
@@ -170,8 +171,10 @@ def execute_trial(spec: TrialSpec) -> TrialResult:
 
         result.determinism = apply_determinism()
     recorder = SeedRecorder(seed=spec.seed)
-    fd, console_path = tempfile.mkstemp(prefix="mlx-trial-", suffix=".log")
-    os.close(fd)
+    # A private folder that names this worker: if Ray kills it mid-trial, the next start of a
+    # private folder anywhere removes the log with it (remove_stale).
+    console_dir = make_private_dir("mlx-trial-")
+    console_path = console_dir / "console.log"
     result.started = time.time()
     try:
         with (
@@ -202,8 +205,8 @@ def execute_trial(spec: TrialSpec) -> TrialResult:
     finally:
         result.ended = time.time()
         with contextlib.suppress(OSError):
-            result.console = Path(console_path).read_text(encoding="utf-8", errors="replace")
-            os.unlink(console_path)
+            result.console = console_path.read_text(encoding="utf-8", errors="replace")
+        shutil.rmtree(console_dir, ignore_errors=True)
         if loader is not None:
             loader._uninstall()
     if spec.log_seeds:
