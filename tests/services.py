@@ -164,6 +164,9 @@ def s3_server(bucket: str = "mlflow") -> Iterator[dict[str, str]]:
     cmd = [weed, "server", "-dir", str(base), "-ip", "127.0.0.1", "-ip.bind", "127.0.0.1", "-s3"]
     cmd += [f"-{name}.port={port}" for name, port in ports.items()]
     cmd += [f"-{name}.port.grpc={free_port()}" for name in ports]
+    # Its Iceberg and Lance listeners default to fixed ports (8181, 9101): off, so that two
+    # servers (two test workers) can run at once.
+    cmd += ["-s3.port.iceberg=0", "-s3.port.lance=0"]
     cmd += ["-master.volumeSizeLimitMB=64", "-volume.max=8"]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True

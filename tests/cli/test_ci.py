@@ -12,7 +12,8 @@ def test_ci_runs_the_readme_test_command_and_the_checks() -> None:
     readme = (REPO / "README.md").read_text()
     blocks = re.findall(r"```bash\n(.*?)\n```", readme, flags=re.S)
     (command,) = [b for b in blocks if "pytest" in b]
-    assert command.endswith("python -m pytest -q")  # everything: no marker deselected
+    # everything (no marker deselected), on two workers
+    assert command.endswith("python -m pytest -q -n 2")
     ci = (REPO / ".ci" / "run").read_text().splitlines()
     assert command in ci
     for check in ("ruff check src tests", "ruff format --check src tests", "mypy"):
