@@ -42,9 +42,9 @@ def _budget(row: dict[str, Any]) -> tuple[str, str]:
     thesis = f"{thesis_trials}" + (f" x {thesis_epochs} ep." if thesis_epochs else "")
     if row["split"] != "preset":
         return f"the best parameters of the `{row['preset']}` search above", thesis
-    parts = [f"{t['recorded']} of {t['budget']} trials"]
     done = f"{t['complete']} done" + (f", {t['pruned']} pruned" if t["pruned"] else "")
     done += f", {t['failed']} failed" if t["failed"] else ""
+    parts = [f"{t['recorded']} of {t['budget']} trials ({done})"]
     gp = row["group_params"]
     if gp.get("max_epochs") is not None:
         parts.append(f"{gp['max_epochs']} epochs")
@@ -74,7 +74,7 @@ def _budget(row: dict[str, Any]) -> tuple[str, str]:
         or gp.get("max_iter", 1000) < 1000
     )
     flag = " **(reduced)**" if reduced else ""
-    return f"{', '.join(parts)} ({done}){flag}", thesis
+    return f"{', '.join(parts)}{flag}", thesis
 
 
 def _figure_links(row: dict[str, Any], folder: str) -> str:
@@ -102,7 +102,7 @@ def render(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "(`COSMIC_SPLIT=shower`: no shower has stations on both sides), so the difference",
         "between the two rows is what the random station split leaks.",
         "",
-        "| model | data | budget used (thesis: trials x epochs) | best validation | "
+        "| model | data | budget used (the thesis's: trials x epochs) | best validation | "
         "test accuracy | 99 % Wilson interval | thesis test accuracy | figures |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -112,7 +112,7 @@ def render(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         data = f"`{r['preset']}`" + (", grouped by shower" if r["split"] != "preset" else "")
         val = f"{r['best_val_accuracy']:.4f}" if r["split"] == "preset" else "(not searched)"
         lines.append(
-            f"| {LABELS[r['model']]} | {data} | {budget} ({thesis_budget}) | "
+            f"| {LABELS[r['model']]} | {data} | {budget} (thesis: {thesis_budget}) | "
             f"{val} | **{r['test_accuracy']:.4f}** "
             f"({r['test_correct']}/{r['test_n']}) | [{r['wilson_low']:.4f}, {r['wilson_high']:.4f}] | "
             f"{acc:.4f} ± {half:.4f} | {_figure_links(r, fig)} |"

@@ -7,13 +7,14 @@
 # v2 90 x 200, VAE 50 x 200):
 #   SVM      50 trials on the full training set (51,200 stations), LinearSVC max_iter 1000
 #            (its default, the thesis's); a trial over 600 s is stopped and counted failed
-#            (polynomial features with a large C run all 1000 iterations: ~7-9 min)
-#   XGBoost  100 trials on the full training set; a trial over 600 s is stopped
+#   XGBoost  100 trials on the full training set (median pruner, early stopping); a trial
+#            over 600 s is stopped
 #   AE v1    15 trials x 30 epochs;  AE v2  15 x 30;  VAE  10 x 30 (reduced: the validation
 #            curves flatten after 15-20 epochs; AE_TRIALS_SCALE / AE_EPOCHS raise them)
-# Expected on two idle cores (two trials at a time), from the fit times in README.md:
-# SVM 1.5-2 h and XGBoost 1-1.5 h per preset, the autoencoders ~5 min, the final table
-# (15 retrainings, the three SVM ones ~10 min each) ~30 min: 6-8 hours in all.
+# Measured on two idle cores (two trials at a time; RESULTS.md has each group's time): SVM
+# 18 min (physical) / 6 min (thesis), XGBoost 2 / 27 min (on physical most trials are pruned
+# early), each autoencoder search under a minute; the table's 15 retrainings 6 min. About
+# an hour in all.
 #
 # Resumable across sittings: stop it with Ctrl-C at any time and run the same command again.
 # A finished group is skipped, a stopped one continues with --resume (its trials so far
