@@ -249,7 +249,9 @@ def test_five_models_and_the_final_table_through_the_cli(tmp_path: Path) -> None
     assert proc.returncode == 0, f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     text = results.read_text()
     for label in ("SVM", "XGBoost", "Autoencoder v1", "Autoencoder v2", "VAE"):
-        assert re.search(rf"\| {label}[^|]* \| `thesis` \| 2 of 2 trials, .*one sitting", text)
+        assert re.search(
+            rf"\| {label}[^|]* \| `thesis` \| 2 of 2 trials \(2 done\), .*one sitting", text
+        )
     assert "| XGBoost | `thesis`, grouped by shower | the best parameters of" in text
     assert "99 % Wilson" in text and "ml-experiment run examples/cosmic_rays/svm.yaml" in text
     assert "COSMIC_SPLIT=shower ml-experiment run examples/cosmic_rays/xgboost_model.py" in text
