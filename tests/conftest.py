@@ -28,17 +28,6 @@ EXAMPLES = REPO / "examples"
 CLI = [str(Path(sys.executable).parent / "ml-experiment")]
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under ``pytest -n N`` (xdist, ``--dist loadgroup``) a file's tests stay on one worker.
-
-    A file shares module fixtures and often one expensive set-up; files marked with one
-    ``xdist_group`` (the Docker tests: one engine, one project image) share a worker too.
-    """
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
-
-
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty working directory: the default knowledge center lands here."""
