@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 from tests.conftest import CLI, EXAMPLES, all_runs, client, run_cli, write
 
-# One worker for all Docker tests under xdist: one engine, one project image per session.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("docker")]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="session")

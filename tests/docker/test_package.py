@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 from tests.conftest import EXAMPLES, all_runs, client, run_cli
 
-# One worker for all Docker tests under xdist: one engine, one project image per session.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("docker")]
+pytestmark = pytest.mark.slow
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "t",
