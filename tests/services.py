@@ -8,6 +8,7 @@ and stopped by its process group.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import shutil
 import signal
@@ -25,13 +26,56 @@ class Unavailable(RuntimeError):
     """A component cannot run on this machine (not installed); tests skip with this reason."""
 
 
+# Ports a test picks and hands to a server come from a block of the test worker's own, below the
+# kernel's ephemeral range (32768+) and above Ray's worker ports (10002-19999). Picking port 0 and
+# releasing it raced: another xdist worker, or a Ray process binding port 0, got the same number
+# first (seen: an mlflow server's health check answered by another worker's gRPC server).
+PORT_BLOCK, PORT_BASE = 1500, 20000
+_next_port: list[int] = []
+
+
+def _worker_index() -> int:
+    name = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(name[2:]) if name[2:].isdigit() else 0
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port on 127.0.0.1 that nothing holds now; successive calls give different ports."""
+    start = PORT_BASE + (_worker_index() % 8) * PORT_BLOCK
+    if not _next_port:
+        _next_port.append(start + (os.getpid() % PORT_BLOCK))
+    for _ in range(PORT_BLOCK):
+        port = start + (_next_port[0] - start) % PORT_BLOCK
+        _next_port[0] = port + 1
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {start}-{start + PORT_BLOCK - 1}")
+
+
+def _listens(proc: subprocess.Popen, port: int) -> bool:
+    """Whether ``proc`` or a process below it listens on ``port``."""
+    import psutil
+
+    try:
+        root = psutil.Process(proc.pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return False
+    for p in tree:
+        with contextlib.suppress(psutil.Error):
+            for c in p.net_connections(kind="tcp"):
+                if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port:
+                    return True
+    return False
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
+    """Until ``url``/health answers 200 from ``proc`` itself (not from whatever holds the port)."""
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -39,8 +83,10 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
                 if r.status == 200:
+                    if not _listens(proc, port):
+                        raise RuntimeError(f"port {port} answers, but not from the server started")
                     return
-        except OSError:
+        except (OSError, http.client.HTTPException):
             time.sleep(0.5)
     raise RuntimeError("server did not become healthy")
 

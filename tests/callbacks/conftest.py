@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.services import free_port
 
 _PROXY_VARS = (
     "http_proxy",
@@ -213,9 +214,7 @@ def silent_server() -> Iterator[str]:
 @pytest.fixture
 def closed_port() -> int:
     """A port on 127.0.0.1 where nothing listens (connection refused)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
 # -- TLS --------------------------------------------------------------------------------------
@@ -361,9 +360,7 @@ class SMTPServer:
             # auth_data becomes session.auth_data: the login name, for handle_DATA to record.
             return AuthResult(success=ok, handled=False, auth_data=auth_data.login.decode())
 
-        with socket.socket() as s:  # aiosmtpd cannot report an ephemeral port: pick one
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
+        self.port = free_port()  # aiosmtpd cannot report an ephemeral port: pick one
         self.controller = Controller(
             Handler(),
             hostname="127.0.0.1",

@@ -12,12 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 from tests.conftest import CLI
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.services import free_port
 
 
 def _port_in_use(port: int) -> bool:
@@ -27,7 +22,7 @@ def _port_in_use(port: int) -> bool:
 
 @pytest.mark.slow
 def test_sigterm_stops_the_server_and_frees_the_port(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [*CLI, "ui", "--host", "127.0.0.1", "--port", str(port)],
         cwd=tmp_path,

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from tests.report.conftest import synth_group
+from tests.services import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -210,14 +211,6 @@ ray_config: {num_cpus: 2}
 run:
   - train.py
 """
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

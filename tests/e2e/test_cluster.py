@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.conftest import write
@@ -49,7 +50,7 @@ def main(x: float = 0.0):
 """
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def _stop(proc: subprocess.Popen[Any]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=5)
@@ -158,14 +159,19 @@ def test_group_on_two_nodes_without_a_shared_disk(
     run = subprocess.Popen(
         [str(Path(sys.executable).parent / "ml-experiment"), "run", "g.json", "-q"],
         cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
     )  # fmt: skip
     database, peak = pg_database.rsplit("/", 1)[1], 0
+    deadline = time.time() + 420  # well inside the test's timeout, so a hang shows its output
     with psycopg.connect(pg_database.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
         while run.poll() is None:
             row = conn.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (database,)
             ).fetchone()
             peak = max(peak, row[0] if row else 0)
+            if time.time() > deadline:
+                _stop(run)
+                pytest.fail(f"the group did not end in 420 s; its output:\n{run.stdout.read()}")
             time.sleep(0.2)
     out = run.stdout.read() if run.stdout else ""
     assert run.returncode == 0, out

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import all_runs, artifact_paths, artifact_text, client, run_cli, write
+from tests.services import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -325,12 +326,6 @@ def test_rerunning_a_finished_group_starts_a_new_study(
         run_group_inprocess(job, resume=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.parametrize("storage", ["journal", "postgresql"])
 def test_sigkill_then_resume(tmp_path: Path, storage: str, request: pytest.FixtureRequest) -> None:
     folder = tmp_path / "resume"
@@ -455,7 +450,7 @@ def test_ctrl_c_stops_the_group_with_code_130_and_resume_finishes_it(tmp_path: P
 @pytest.fixture
 def ray_head(tmp_path: Path):
     """A real Ray cluster: ``ray start --head`` on 127.0.0.1, stopped by its process group."""
-    port = _free_port()
+    port = free_port()
     temp = tempfile.mkdtemp(prefix="mlx-head-")
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
     ray_bin = str(Path(sys.executable).parent / "ray")

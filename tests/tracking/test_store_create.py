@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from tests.services import free_port
 
 from ml_experiment import _private
 from ml_experiment.exceptions import TrackingError
@@ -137,19 +137,13 @@ def test_an_untested_mlflow_gets_mlflows_own_creation(
     assert _schema(tmp_path / "y.db") == _schema(stock)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_mlflow_server_serves_the_new_store_without_migrating_it(tmp_path: Path) -> None:
     db = tmp_path / "mlruns.db"
     tracker = MLflowTracker(KnowledgeCenter.resolve(f"sqlite:///{db}"))
     run_id = tracker.create_run("served")
     before = _schema(db)
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--workers", "1", "--backend-store-uri", f"sqlite:///{db}"]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
