@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import itertools
 import os
 import shutil
 import signal
@@ -20,6 +21,10 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import psutil
 
 
 class Unavailable(RuntimeError):
@@ -31,7 +36,7 @@ class Unavailable(RuntimeError):
 # releasing it raced: another xdist worker, or a Ray process binding port 0, got the same number
 # first (seen: an mlflow server's health check answered by another worker's gRPC server).
 PORT_BLOCK, PORT_BASE = 1500, 20000
-_next_port: list[int] = []
+_offsets = itertools.count(os.getpid())  # each process starts at its own place in the block
 
 
 def _worker_index() -> int:
@@ -42,11 +47,8 @@ def _worker_index() -> int:
 def free_port() -> int:
     """A port on 127.0.0.1 that nothing holds now; successive calls give different ports."""
     start = PORT_BASE + (_worker_index() % 8) * PORT_BLOCK
-    if not _next_port:
-        _next_port.append(start + (os.getpid() % PORT_BLOCK))
     for _ in range(PORT_BLOCK):
-        port = start + (_next_port[0] - start) % PORT_BLOCK
-        _next_port[0] = port + 1
+        port = start + next(_offsets) % PORT_BLOCK
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
@@ -56,21 +58,32 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in {start}-{start + PORT_BLOCK - 1}")
 
 
-def _listens(proc: subprocess.Popen, port: int) -> bool:
-    """Whether ``proc`` or a process below it listens on ``port``."""
+def process_tree(pid: int) -> list[psutil.Process]:
+    """The process ``pid`` and every process below it; empty when it is gone."""
     import psutil
 
     try:
-        root = psutil.Process(proc.pid)
-        tree = [root, *root.children(recursive=True)]
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return False
-    for p in tree:
-        with contextlib.suppress(psutil.Error):
-            for c in p.net_connections(kind="tcp"):
-                if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port:
-                    return True
-    return False
+        return []
+
+
+def open_sockets(procs: list[psutil.Process]) -> dict[tuple[str, int, str], str]:
+    """Listening TCP sockets and bound UDP sockets of ``procs``: (ip, port, kind) -> process."""
+    import psutil
+
+    out = {}
+    for proc in procs:
+        try:
+            for c in proc.net_connections(kind="inet"):
+                tcp_listen = c.type == 1 and c.status == psutil.CONN_LISTEN
+                udp_bound = c.type == 2 and not c.raddr
+                if tcp_listen or udp_bound:
+                    out[(c.laddr.ip, c.laddr.port, "tcp" if c.type == 1 else "udp")] = proc.name()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return out
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
@@ -83,7 +96,7 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
                 if r.status == 200:
-                    if not _listens(proc, port):
+                    if (port, "tcp") not in {k[1:] for k in open_sockets(process_tree(proc.pid))}:
                         raise RuntimeError(f"port {port} answers, but not from the server started")
                     return
         except (OSError, http.client.HTTPException):

@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 from tests.conftest import CLI, run_cli, write
+from tests.services import open_sockets, process_tree
 
 SCRIPT = """
 import os, time
@@ -59,29 +60,6 @@ def short_tmp() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _tree(pid: int) -> list[psutil.Process]:
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-
-
-def _open_sockets(procs: list[psutil.Process]) -> dict[tuple[str, int, str], str]:
-    """Listening TCP sockets and bound UDP sockets of ``procs``: (ip, port, kind) -> process."""
-    out = {}
-    for proc in procs:
-        try:
-            for c in proc.net_connections(kind="inet"):
-                tcp_listen = c.type == 1 and c.status == psutil.CONN_LISTEN
-                udp_bound = c.type == 2 and not c.raddr
-                if tcp_listen or udp_bound:
-                    out[(c.laddr.ip, c.laddr.port, "tcp" if c.type == 1 else "udp")] = proc.name()
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return out
-
-
 def _loopback(ip: str) -> bool:
     addr = ipaddress.ip_address(ip.split("%")[0])
     mapped = getattr(addr, "ipv4_mapped", None)
@@ -116,8 +94,8 @@ def test_local_group_listens_on_loopback_only_and_cleans_up_after_sigkill(
             assert time.monotonic() < deadline, "the trial never started"
             time.sleep(0.2)
         time.sleep(1.0)  # every Ray process is up while a trial runs
-        procs = _tree(proc.pid)
-        sockets = _open_sockets(procs)
+        procs = process_tree(proc.pid)
+        sockets = open_sockets(procs)
         assert sockets, "no listening socket found: the probe itself is broken"
         exposed = {k: v for k, v in sockets.items() if not _loopback(k[0])}
         assert not exposed, f"open on a non-loopback interface: {exposed}"
@@ -131,7 +109,7 @@ def test_local_group_listens_on_loopback_only_and_cleans_up_after_sigkill(
         logs = list(short_tmp.glob("mlx-trial-*/console.log"))
         assert len(logs) == 1 and not list(short_tmp.glob("*.log")), list(short_tmp.iterdir())
     finally:
-        for p in _tree(proc.pid)[::-1]:  # the whole tree: Ray's daemons too
+        for p in process_tree(proc.pid)[::-1]:  # the whole tree: Ray's daemons too
             with contextlib.suppress(psutil.NoSuchProcess):
                 p.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
