@@ -121,10 +121,35 @@ def trial_record(
     )
 
 
-def summarise(record: RunRecord, best: list[dict[str, Any]], metric_names: list[str]) -> None:
-    """The best trial (or the Pareto front) on the parent run; secret-named params redacted."""
+def best_trials(group: Any) -> list[dict[str, Any]]:
+    """The best trial (or the Pareto front): its number, the job's parameters, its values."""
+    return [
+        {
+            "number": t.number,
+            "params": group.user_params(t.params),
+            "values": group.sweeper.metric_values(t),
+        }
+        for t in group.sweeper.best()
+    ]
+
+
+def summarise(
+    record: RunRecord,
+    best: list[dict[str, Any]],
+    metric_names: list[str],
+    counts: dict[str, int],
+    duration: float,
+) -> None:
+    """The trial counts, the time and the best trial (or the Pareto front) on the parent run;
+    secret-named params redacted."""
     from ml_experiment.tracking.redact import redact_params
 
+    record.metrics = {
+        "trials_complete": counts["complete"],
+        "trials_failed": counts["fail"],
+        "trials_pruned": counts["pruned"],
+        "total_time_s": duration,
+    }
     shown = [{**b, "params": redact_params(b["params"])} for b in best]
     if len(metric_names) == 1 and best:
         name = metric_names[0]
@@ -141,6 +166,24 @@ def summarise(record: RunRecord, best: list[dict[str, Any]], metric_names: list[
     elif best:
         record.tags["pareto_front_size"] = len(best)
         record.artifacts["pareto_front.json"] = _json(shown)
+
+
+def job_end(group: Any, error: BaseException | None, duration: float, best: list[Any]) -> None:
+    """The callbacks' ``on_job_end``: the best value and params when there is one best trial."""
+    b0 = best[0] if len(best) == 1 else None
+    group.callbacks(
+        "on_job_end",
+        config=group.config,
+        exception=error,
+        duration=duration,
+        best_value=(
+            next(iter(b0["values"].values())) if b0 else [b["values"] for b in best] or None
+        ),
+        best_params=b0["params"] if b0 else None,
+        run_id=group.parent.run_id,
+        study=group.sweeper.study,
+        counts=dict(group.counts),
+    )
 
 
 def group_report(parent_run_id: str, tracker: MLflowTracker) -> str | None:

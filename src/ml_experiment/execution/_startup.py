@@ -1,9 +1,12 @@
 """A group's fixed costs: Ray starts on a thread of its own while the driver does everything else.
 
 A local ``ray.init`` takes seconds, mostly waiting on the processes it starts (GCS, API server,
-raylet), and needs nothing the driver prepares; MLflow's import and store, the study, the parent
-run and the DataLoader need nothing of Ray. So Ray comes up on :class:`RayStart`'s thread while
-the driver does the rest, and the first trial is dispatched once both are ready.
+raylet), and needs nothing the driver prepares; the study, the capture and the DataLoader need
+nothing of Ray. So Ray comes up on :class:`RayStart`'s thread while the driver does the rest,
+and the first trial is dispatched once both are ready. MLflow's import and store (seconds of
+CPU, which on a small machine slow Ray's start as much) wait until then where nothing before
+the first trial needs them: the group's writer thread opens the store (:func:`open_store`),
+starts the parent run, then writes each trial's record.
 
 The thread lives as long as the Ray session: Ray starts its local processes with
 ``PR_SET_PDEATHSIG``, which fires when the *thread* that started them ends, so it also runs
@@ -19,8 +22,8 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ml_experiment.execution._ray import ray_session
 
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
     from ml_experiment.tracking.record import RunRecord
 
 TIMINGS_ENV = "ML_EXPERIMENT_TIMINGS"
+T = TypeVar("T")
 
 
 class Phases:
@@ -71,6 +75,17 @@ class Phases:
             json.dump(data, f, indent=1)
 
 
+def again_on_import_deadlock(fn: Callable[[], T]) -> T:
+    """``fn()``, once more if Python refused an import two threads made at once ("deadlock
+    detected by _ModuleLock", modules that import each other): the other one has finished."""
+    try:
+        return fn()
+    except BaseException as exc:
+        if "deadlock detected" not in str(exc):
+            raise
+    return fn()
+
+
 class RayStart:
     """``ray_session(config)`` entered and left on a thread of its own.
 
@@ -105,18 +120,10 @@ class RayStart:
     def _own(self) -> None:
         self.phases.begin("ray_start")
         session = None
-        for attempt in (1, 2):
-            session = ray_session(self.config)
-            try:
-                session.__enter__()
-                break
-            except BaseException as exc:
-                session = None
-                # Two threads importing modules that import each other: Python refuses one
-                # ("deadlock detected by _ModuleLock"); the other has finished by now.
-                if attempt == 1 and "deadlock detected" in str(exc):
-                    continue
-                self._error = exc
+        try:
+            session = again_on_import_deadlock(self._enter)
+        except BaseException as exc:
+            self._error = exc
         self.phases.end("ray_start")
         if session is not None:
             self._warm = warm_workers(self.config)
@@ -133,6 +140,11 @@ class RayStart:
             # Dropped only now: a warm-up cut short by the shutdown would print an error.
             self._warm.clear()
             self.phases.end("ray_shutdown")
+
+    def _enter(self) -> Any:
+        session = ray_session(self.config)
+        session.__enter__()
+        return session
 
     def ready(self) -> None:
         """Wait for Ray; raise the error that starting it raised."""
@@ -191,6 +203,20 @@ def warm_workers(config: Any) -> list[Any]:
         return []
 
 
+def open_store(group: Any) -> None:
+    """The group's recorder on its knowledge center, its experiment checked (or created)."""
+
+    def recorder() -> Any:
+        from ml_experiment.tracking._mlflow import MLflowTracker
+        from ml_experiment.tracking.recorder import Recorder
+
+        return Recorder(MLflowTracker(group.kc), secrets=group.secrets)
+
+    with group.phases.span("store"):
+        group.recorder = again_on_import_deadlock(recorder)
+        group.recorder.tracker.experiment_id(group.config.name, "group")
+
+
 def parent_record(group: Any) -> RunRecord:
     """The group's parent run as it starts: its tags, params and context (code, environment)."""
     from ml_experiment.hpo import public_url
@@ -213,10 +239,11 @@ def parent_record(group: Any) -> RunRecord:
         # Counted at once: a sitting stopped again never reaches the group's end.
         client = group.recorder.tracker.client
         before = client.get_run(record.run_id).data.tags.get(TAG_SITTINGS, "1")
-        record.tags[TAG_SITTINGS] = str(int(before) + 1 if before.isdigit() else 2)
+        counted = int(before) + 1 if before.isdigit() else 2  # a study that did not count
+        record.tags[TAG_SITTINGS] = str(max(sweeper.sittings, counted))
         client.set_tag(record.run_id, TAG_SITTINGS, record.tags[TAG_SITTINGS])
         return record
-    record.tags[TAG_SITTINGS] = "1"
+    record.tags[TAG_SITTINGS] = str(sweeper.sittings)
     params = {
         **group.fixed,
         **{f"param_space.{k}": str(v) for k, v in group.flat.items()},

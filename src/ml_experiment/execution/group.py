@@ -20,9 +20,11 @@ from ml_experiment.config import flatten_space, unflatten_params
 from ml_experiment.exceptions import ConfigError, Interrupted, RunFailedError
 from ml_experiment.execution._group_parts import (
     GroupOutcome,
+    best_trials,
     fixed_params,
     group_metrics,
     group_report,
+    job_end,
     summarise,
     trial_record,
     write_trial,
@@ -31,25 +33,34 @@ from ml_experiment.execution._invoke import bind_params
 from ml_experiment.execution._progress import GroupProgress
 from ml_experiment.execution._ray import check_init_kwargs, code_dir, slots
 from ml_experiment.execution._signals import SafePointStop, interrupts_raise
-from ml_experiment.execution._startup import Phases, RayStart, load_data, parent_record
+from ml_experiment.execution._startup import (
+    Phases,
+    RayStart,
+    load_data,
+    open_store,
+    parent_record,
+)
 from ml_experiment.execution._summary import group_summary, show
 from ml_experiment.execution._worker import TrialResult, TrialSpec
 from ml_experiment.execution._writer import BackgroundWriter
 from ml_experiment.execution.executor import RayExecutor
 from ml_experiment.execution.loop import run_trials
 from ml_experiment.execution.sweeper import ATTR_SEED, Sweeper, Told
-from ml_experiment.tracking.redact import redact_params
+from ml_experiment.tracking.redact import redact_params, scrub, secret_values
 
 if TYPE_CHECKING:
     import optuna
 
     from ml_experiment._job import JobFunction
+    from ml_experiment.tracking.recorder import Recorder
 
 TAG_TRIAL = "ml_experiment.trial_number"
 
 
 class GroupRun:
     """Drives one group from start (or resume) to its outcome."""
+
+    recorder: Recorder  # set by open_store: at once, or on the writer after the first dispatch
 
     def __init__(
         self, config: Any, job_fn: JobFunction, script: Path, *, resume: bool, ray: RayStart
@@ -93,16 +104,19 @@ class GroupRun:
 
     def _prepare(self, config: Any, job_fn: JobFunction, resume: bool) -> None:
         from ml_experiment.hpo import open_storage
-        from ml_experiment.tracking._mlflow import MLflowTracker
-        from ml_experiment.tracking.recorder import Recorder
-        from ml_experiment.tracking.redact import scrub, secret_values
+        from ml_experiment.tracking._store import can_open_later
 
         self.callbacks = CallbackDispatcher.for_job(config, job_fn)
-        secrets = [*self.callbacks.secrets(), *secret_values(config.params)]
-        with self.phases.span("store"):
-            self.recorder = Recorder(MLflowTracker(self.kc), secrets=secrets)
-            # A deleted name, or an experiment's, is bad input before a study is created.
-            self.recorder.tracker.experiment_id(config.name, "group")
+        self.secrets = secrets = [*self.callbacks.secrets(), *secret_values(config.params)]
+        # The store opens once the first trials are dispatched (MLflow's import and store cost
+        # seconds of CPU, which would slow Ray's start), unless something before them needs
+        # it: a resumed study, callbacks and autologging (they need the parent run).
+        self.store_later = not (
+            resume or self.callbacks.callbacks or job_fn.options.autologging_backends
+        ) and can_open_later(self.kc, config.name, "group")
+        self.writer = BackgroundWriter()
+        if not self.store_later:
+            open_store(self)  # a deleted name, or an experiment's: bad input before a study
         self.phases.begin("study")
         self.sweeper = Sweeper(
             name=config.name,
@@ -126,14 +140,19 @@ class GroupRun:
         self.data_ref: list[Any] | None = None
         self.progress = GroupProgress(config.name, config.num_trials)
         self.stop = SafePointStop(self._interrupted_message)
-        self.writer = BackgroundWriter()
 
     # -- the parent run -----------------------------------------------------------------------
+    def _open_later(self) -> None:
+        self.store_later = False
+        open_store(self)
+        self._start_parent()
+
     def _start_parent(self) -> None:
-        if self.parent.run_id is None:
-            self.sweeper.set_parent_run_id(self.recorder.start(self.parent))
-        else:
-            self.recorder.tracker.client.update_run(self.parent.run_id, status="RUNNING")
+        with self.phases.span("parent_run"):
+            if self.parent.run_id is None:
+                self.sweeper.set_parent_run_id(self.recorder.start(self.parent))
+            else:
+                self.recorder.tracker.client.update_run(self.parent.run_id, status="RUNNING")
 
     # -- one run from start to end ------------------------------------------------------------
     def run(self) -> GroupOutcome:
@@ -146,7 +165,7 @@ class GroupRun:
             console_path = Path(tmp) / "console.log"
             try:
                 with interrupts_raise(self._interrupted_message()):
-                    with self.phases.span("parent_run"):
+                    if not self.store_later:
                         self._start_parent()
                     with ConsoleCapture(console_path):
                         self._run_trials()
@@ -160,6 +179,16 @@ class GroupRun:
             return self._finish(error)
 
     def _run_trials(self) -> None:
+        try:
+            self._trials()
+        finally:
+            self.phases.mark("trials_end")
+            self.progress.stop()
+            self.ray.release()  # the trials are over: Ray shuts down while the records are written
+            with self.phases.span("records"):
+                self.writer.close()  # every told trial reaches MLflow before the group ends
+
+    def _trials(self) -> None:
         if self.sweeper.resumed:
             recorded = {
                 int(r.data.tags[TAG_TRIAL])
@@ -186,14 +215,8 @@ class GroupRun:
         self.callbacks(
             "on_job_start", config=self.config, run_id=self.parent.run_id, study=self.sweeper.study
         )
-        try:
-            with self.stop:
-                run_trials(self.sweeper, executor, self, self.config.num_trials - done)
-        finally:
-            self.phases.mark("trials_end")
-            self.progress.stop()
-            with self.phases.span("records"):
-                self.writer.close()  # every told trial reaches MLflow before the group ends
+        with self.stop:
+            run_trials(self.sweeper, executor, self, self.config.num_trials - done)
 
     # -- the loop's hooks ---------------------------------------------------------------------
     def user_params(self, flat_values: dict[str, Any]) -> dict[str, Any]:
@@ -243,16 +266,19 @@ class GroupRun:
     def dispatched(self, trial: optuna.Trial, spec: TrialSpec) -> None:
         if "first_dispatch" not in self.phases.spans:
             self.phases.mark("first_dispatch")
+            if self.store_later:  # on the writer's thread: every trial's record comes after
+                self.writer.submit(self._open_later)
         self.callbacks(
             "on_trial_start", config=self.config, trial=trial, sampled_params=spec.params
         )
 
     def waiting(self, running: int) -> None:
         self.stop.check()
+        self.writer.check()  # a store that failed to open stops the group at once
         self.progress.update(running=running, counts=self.counts, best=self.sweeper.best_value)
 
     def finished(self, told: Told, spec: TrialSpec, result: TrialResult) -> None:
-        console = self.recorder.scrub(result.console or "", spec.params)
+        console = scrub(result.console or "", [*self.secrets, *secret_values(spec.params)])
         self.progress.print(trial_output(told.frozen.number, console))
         self.counts[told.state] += 1
         if told.state == "fail":
@@ -294,30 +320,20 @@ class GroupRun:
             "trials; run the same command with --resume to continue it"
         )
 
-    def _best(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "number": t.number,
-                "params": self.user_params(t.params),
-                "values": self.sweeper.metric_values(t),
-            }
-            for t in self.sweeper.best()
-        ]
-
     def _finish(self, error: BaseException | None) -> GroupOutcome:
         record = self.parent
         if record.run_id is None and error is not None:
-            raise error  # failed before its parent run existed: nothing to finish
+            if not self.store_later:
+                raise error  # failed before its parent run existed: nothing to finish
+            try:  # failed before its first trial: the store opens now to record that
+                self._open_later()
+            except Exception as exc:
+                error.add_note(f"the knowledge center could not record it: {exc}")
+                raise error from None
         record.end_time = time.time()
         duration = record.end_time - record.start_time
-        best = self._best()
-        record.metrics = {
-            "trials_complete": self.counts["complete"],
-            "trials_failed": self.counts["fail"],
-            "trials_pruned": self.counts["pruned"],
-            "total_time_s": duration,
-        }
-        summarise(record, best, [m.name for m in self.metrics])
+        best = best_trials(self)
+        summarise(record, best, [m.name for m in self.metrics], self.counts, duration)
         if self.callbacks.failures:
             record.tags["callbacks.failed"] = "; ".join(self.callbacks.failures)
         if error is not None:
@@ -329,7 +345,7 @@ class GroupRun:
             if error is None:
                 self.sweeper.mark_finished()
         finally:
-            self._job_end(error, duration, best)
+            job_end(self, error, duration, best)
         report = None
         if error is None and self.config.report:
             report = group_report(str(record.run_id), self.recorder.tracker)
@@ -362,22 +378,6 @@ class GroupRun:
             best,
             duration=duration,
             failures=list(self.failures),
-        )
-
-    def _job_end(self, error: BaseException | None, duration: float, best: list[Any]) -> None:
-        b0 = best[0] if len(best) == 1 else None
-        self.callbacks(
-            "on_job_end",
-            config=self.config,
-            exception=error,
-            duration=duration,
-            best_value=(
-                next(iter(b0["values"].values())) if b0 else [b["values"] for b in best] or None
-            ),
-            best_params=b0["params"] if b0 else None,
-            run_id=self.parent.run_id,
-            study=self.sweeper.study,
-            counts=dict(self.counts),
         )
 
 

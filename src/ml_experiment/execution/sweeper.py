@@ -23,6 +23,7 @@ ATTR_FINISHED = "ml_experiment.finished"
 ATTR_INTERRUPTED = "ml_experiment.interrupted"
 ATTR_ERROR = "ml_experiment.error"
 ATTR_RERUN_OF = "ml_experiment.rerun_of"
+ATTR_SITTINGS = "ml_experiment.sittings"  # starts of the study: 1, then +1 per --resume
 ATTR_SEED = "ml_experiment.seed"  # a trial's own seed (a replayed trial keeps its original one)
 ATTR_REPLAY_OF = "ml_experiment.replay_of"  # the trial number a replayed trial re-runs
 STATES = ("complete", "fail", "pruned")
@@ -106,6 +107,9 @@ class Sweeper:
             directions=[m.direction for m in metrics],
             load_if_exists=self.resumed,
         )
+        # Counted here, which each sitting writes first: its parent run may not exist yet.
+        self.sittings = int(self.study.user_attrs.get(ATTR_SITTINGS, 0)) + 1
+        self.study.set_user_attr(ATTR_SITTINGS, self.sittings)
         # Exact parameters and seeds of recorded trials (``ml-experiment reproduce``).
         for trial in [] if self.resumed else replay or []:
             attrs = {ATTR_SEED: trial.get("seed"), ATTR_REPLAY_OF: trial.get("of")}

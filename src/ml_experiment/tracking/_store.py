@@ -10,6 +10,7 @@ of an interrupted migration are removed when that loses nothing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -64,6 +65,30 @@ def check_writable(kc: KnowledgeCenter, db: Path) -> None:
             "writable or set tracking_uri to a writable place",
             field="tracking_uri",
         )
+
+
+def can_open_later(kc: KnowledgeCenter, name: str, kind: str) -> bool:
+    """Whether a run may start before this store is opened (MLflow's import and store take
+    seconds): a writable SQLite store where ``name`` is free or already ``kind``'s, read
+    without MLflow. Anything else (another store, a deleted name, one of the other kind, a
+    file SQLite cannot read): ``False``, so the store is opened first and says what is wrong.
+    """
+    db = sqlite_path(kc.tracking_uri)
+    if db is None:
+        return False
+    check_writable(kc, db)
+    if not db.exists():
+        return True
+    query = (
+        "SELECT e.lifecycle_stage, t.value FROM experiments e LEFT JOIN experiment_tags t"
+        " ON t.experiment_id = e.experiment_id AND t.key = ? WHERE e.name = ?"
+    )
+    try:
+        with contextlib.closing(sqlite3.connect(db, timeout=1.0)) as con:
+            rows = con.execute(query, (TAG_KIND, name)).fetchall()
+    except sqlite3.Error:
+        return False
+    return rows in ([], [("active", kind)])
 
 
 def _repair(db: Path) -> None:
