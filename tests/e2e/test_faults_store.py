@@ -147,6 +147,42 @@ def test_store_made_before_kind_tags_is_judged_by_its_runs(tmp_path: Path) -> No
     assert "taken by group runs" in res.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("taken", ["deleted", "experiment"])
+def test_a_group_under_a_taken_name_starts_no_study(tmp_path: Path, taken: str) -> None:
+    # The store opens after a group's first trials: its name is checked before the study.
+    folder = tmp_path / "kc"
+    job = _experiment(folder, "taken")
+    assert run_cli("run", str(job), cwd=folder).returncode == 0
+    c = client(folder)
+    exp = c.get_experiment_by_name("taken")
+    if taken == "deleted":
+        c.set_experiment_tag(exp.experiment_id, "ml_experiment.kind", "group")
+        c.delete_experiment(exp.experiment_id)
+    write(
+        folder / "g.yaml",
+        """
+        name: taken
+        kind: group
+        report: false
+        num_trials: 2
+        param_space:
+          x: uniform(0, 1)
+        metric: {name: score, direction: maximize}
+        ray_config: {num_cpus: 1}
+        run:
+          - s.py
+        """,
+    )
+    res = run_cli("run", "g.yaml", cwd=folder)
+    assert res.returncode == 2, res.stderr[-3000:]
+    line = res.stderr.strip().splitlines()[-1]
+    expected = "mlflow experiments restore" if taken == "deleted" else "another name"
+    assert expected in line and "Traceback" not in res.stderr, line
+    assert not (folder / "optuna-studies.journal").exists()
+    assert len(c.search_runs([exp.experiment_id], run_view_type=3)) == 1
+
+
 def _readme_move_snippet() -> str:
     """The README's recipe for moving a knowledge center, exactly as a user would copy it."""
     from tests.conftest import REPO

@@ -308,6 +308,38 @@ def test_data_loader_runs_once_and_is_shared(workdir: Path, ray_local: None) -> 
         assert c.data.metrics["zero_copy"] == 1.0
 
 
+BROKEN_LOADER = """
+from ml_experiment import DataLoader, job
+
+class Broken(DataLoader):
+    @classmethod
+    def load_data(cls):
+        raise FileNotFoundError("no such file: events.parquet")
+
+@job(data_loader=Broken)
+def main(k: int = 0):
+    return {"sum": 0.0}
+"""
+
+
+def test_a_group_that_fails_before_its_first_trial_is_still_recorded(
+    workdir: Path, ray_local: None
+) -> None:
+    # The store opens after the first dispatch; a group that never got there opens it to say so.
+    write(workdir / "objective.py", BROKEN_LOADER)
+    job = group_file(
+        workdir / "g.json",
+        name="broken",
+        param_space={"k": "range(0, 10)"},
+        metric={"name": "sum", "direction": "maximize"},
+    )
+    with pytest.raises(FileNotFoundError, match=r"events\.parquet"):
+        run_group_inprocess(job)
+    parent, children = split_runs(workdir, "broken")
+    assert parent.info.status == "FAILED" and children == []
+    assert "FileNotFoundError: no such file: events.parquet" in parent.data.tags["error"]
+
+
 def test_rerunning_a_finished_group_starts_a_new_study(
     workdir: Path, ray_local: None, capfd: pytest.CaptureFixture[str]
 ) -> None:

@@ -93,6 +93,17 @@ def test_an_unfinished_study_needs_resume_and_resume_needs_a_study(storage: Any)
     assert len(resumed.study.trials) == 1
 
 
+def test_each_sitting_is_counted_in_the_study(storage: Any) -> None:
+    # A sitting killed before its parent run existed still counts: the study is written first.
+    assert sweeper(storage).sittings == 1
+    assert sweeper(storage, resume=True).sittings == 2
+    resumed = sweeper(storage, resume=True)
+    assert resumed.sittings == 3
+    assert resumed.study.user_attrs["ml_experiment.sittings"] == 3
+    resumed.mark_finished()
+    assert sweeper(storage).sittings == 1  # a new study
+
+
 def test_a_resumed_seeded_sampler_does_not_repeat_its_proposals(storage: Any) -> None:
     s = sweeper(storage)
     first = s.ask()

@@ -223,3 +223,38 @@ def test_one_new_name_created_by_many_processes_at_once(tmp_path: Path, template
         assert p.returncode == 0, err[-2000:]
     ids = [out.split() for out, _ in outs]
     assert all(len(i) == 20 for i in ids) and len({tuple(i) for i in ids}) == 1, ids
+
+
+@pytest.mark.parametrize(
+    ("state", "later"),
+    [
+        ("none", True),  # no store yet
+        ("group", True),
+        ("empty", True),  # a store without that name
+        ("experiment", False),
+        ("deleted", False),
+        ("untagged", False),  # made before experiments were tagged: its runs say what it is
+        ("garbage", False),  # not a database SQLite can read
+    ],
+)
+def test_can_open_later_only_where_mlflow_would_accept_the_name(
+    tmp_path: Path, state: str, later: bool
+) -> None:
+    from ml_experiment.tracking._store import can_open_later
+
+    kc = KnowledgeCenter.resolve(None, cwd=tmp_path)
+    db = tmp_path / "mlruns.db"
+    if state == "garbage":
+        db.write_bytes(b"not a database " * 100)
+    elif state != "none":
+        tracker = MLflowTracker(kc)
+        if state in ("group", "experiment", "deleted"):
+            exp_id = tracker.experiment_id("g", "experiment" if state == "experiment" else "group")
+            if state == "deleted":
+                tracker.client.delete_experiment(exp_id)
+        elif state == "untagged":
+            tracker.client.create_experiment("g")
+    assert can_open_later(kc, "g", "group") is later
+    assert not can_open_later(
+        KnowledgeCenter.resolve("postgresql://u@127.0.0.1:1/x", cwd=tmp_path), "g", "group"
+    )
