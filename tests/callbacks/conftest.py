@@ -43,6 +43,17 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _no_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Apprise spaces two messages to one service (1.2 s Slack, 5.5 s e-mail); the tests send
+    many in a row, so the wait is lifted (a notifier's own time budget is tested apart)."""
+    from apprise.plugins.email import NotifyEmail
+    from apprise.plugins.slack import NotifySlack
+
+    for plugin in (NotifyEmail, NotifySlack):
+        monkeypatch.setattr(plugin, "request_rate_per_sec", 0)
+
+
 # -- HTTP -------------------------------------------------------------------------------------
 
 

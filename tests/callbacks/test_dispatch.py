@@ -40,8 +40,8 @@ def test_notify_urls_become_notifiers_after_the_job_callbacks(
     ("url", "reason"),
     [
         ("slack://${MLX_UNSET_VAR}", "environment variable MLX_UNSET_VAR is not set"),
-        ("nosuch://tokenSECRET", "Apprise cannot use this nosuch:// URL"),
-        ("tokenSECRET", "must be an Apprise URL such as 'slack://...'"),
+        ("nosuch://tokenSECRET", "not an Apprise URL such as 'slack://...'"),
+        ("tokenSECRET", "not an Apprise URL such as 'slack://...'"),
     ],
 )
 def test_a_bad_notify_url_is_bad_input_that_does_not_echo_it(url: str, reason: str) -> None:

@@ -112,8 +112,8 @@ if __name__ == "__main__":
     main()
 """
 
-# Fast, bounded retries for endpoints that fail on purpose; no rate limit between messages.
-FAST = {"timeout": 1.0, "retries": 1, "retry_wait": 0.02, "max_total_seconds": 2, "min_interval": 0}
+# Fast, bounded retries for endpoints that fail on purpose.
+FAST = {"timeout": 1.0, "retries": 1, "retry_wait": 0.02, "max_total_seconds": 2}
 SLACK = "https://hooks.slack.com"
 
 
@@ -190,7 +190,7 @@ def load_study(folder: Path, name: str = "g") -> Any:
 
 def test_experiment_start_and_end_reach_slack(workdir: Path, http_server: Any) -> None:
     path = "/services/T01/B02/abcdefSECRET"
-    slack = {"type": "slack", "args": [SLACK + path], "kwargs": {"min_interval": 0}}
+    slack = {"type": "slack", "args": [SLACK + path], "kwargs": {}}
     setup_job(workdir, [slack], group=False, slack_base=http_server.url)
     outcome = run_experiment(workdir)
 
@@ -207,9 +207,9 @@ def test_failed_experiment_message_carries_the_error(workdir: Path, http_server:
     from ml_experiment.exceptions import RunFailedError
 
     token = "424242:AAE-telegram-TOKEN"
-    notifier = {"type": "telegram", "args": [token, -100123], "kwargs": {"min_interval": 0}}
+    notifier = {"type": "telegram", "args": [token, -100123], "kwargs": {}}
     setup_job(workdir, [notifier], group=False, telegram_base=http_server.url)
-    with pytest.raises(RunFailedError):
+    with pytest.raises(RunFailedError, match="RuntimeError: the loss became NaN at epoch 3"):
         run_experiment(workdir, fail=True)
 
     assert [r["path"] for r in http_server.requests] == [f"/bot{token}/sendMessage"] * 2
@@ -225,7 +225,7 @@ def test_group_reports_start_each_trial_and_best(
     workdir: Path, http_server: Any, ray_local: None
 ) -> None:
     url = SLACK + "/services/T01/B02/groupSECRET"
-    kwargs = {"send_message_for_trials": True, "min_interval": 0}
+    kwargs = {"send_message_for_trials": True}
     slack = {"type": "slack", "args": [url], "kwargs": kwargs}
     setup_job(workdir, [slack], group=True, slack_base=http_server.url)
     outcome = run_group(workdir, 4)
@@ -274,7 +274,6 @@ def test_email_reports_the_group_end(workdir: Path, smtp_server: Any, ray_local:
             "security": "none",
             "username": smtp_server.user,
             "password": smtp_server.password,
-            "min_interval": 0,
         },
     }
     setup_job(workdir, [email], group=True)
@@ -308,7 +307,6 @@ def test_unanswering_endpoint_costs_the_group_at_most_its_budget(
             "retries": 5,
             "retry_wait": 0.02,
             "max_total_seconds": budget,
-            "min_interval": 0,
             "send_message_for_trials": True,
         },
         "timed": True,
@@ -402,7 +400,7 @@ def test_no_credential_reaches_the_knowledge_center_or_the_logs(
             {
                 "type": "slack",
                 "args": [slack_url],
-                "kwargs": {"send_message_for_trials": True, "min_interval": 0},
+                "kwargs": {"send_message_for_trials": True},
             },
             {"type": "telegram", "args": [TG_TOKEN, 777], "kwargs": FAST},  # to a closed port
             {
@@ -428,7 +426,7 @@ def test_no_credential_reaches_the_knowledge_center_or_the_logs(
         # An experiment whose notifiers all work but Telegram, then one that fails.
         setup_job(workdir, notifiers(smtp_server.password), group=False, error=leak, **bases)
         run_experiment(workdir, "exp-ok", notify)
-        with pytest.raises(RunFailedError):
+        with pytest.raises(RunFailedError, match="of 'exp-failed' failed: RuntimeError"):
             run_experiment(workdir, "exp-failed", notify, fail=True)
         # A group whose Slack endpoint answers 404 quoting the secret path, whose SMTP login
         # is refused, and one of whose trials fails quoting the secrets.
@@ -569,7 +567,7 @@ DESKTOP_JOB = """
 from types import SimpleNamespace
 from ml_experiment.callbacks.notifiers import DesktopNotifier
 
-n = DesktopNotifier(min_interval=0)
+n = DesktopNotifier()
 assert [type(p).__name__ for p in n._services] == ["NotifyDBus"], n._services
 cfg = SimpleNamespace(name="svm", kind="group")
 n.on_job_start(cfg)

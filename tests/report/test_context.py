@@ -54,8 +54,8 @@ def test_objectives_come_from_the_parent_metric_param() -> None:
 
 
 def test_wall_times_read_at_a_glance() -> None:
-    from ml_experiment.report._html import duration_text
+    from ml_experiment._format import format_duration
 
-    assert duration_text(42.04) == "42.0 s"
-    assert duration_text(725) == "12 min 5 s"
-    assert duration_text(15937.8) == "4 h 25 min"
+    assert format_duration(42.04) == "42.0s"
+    assert format_duration(725) == "12m 05s"
+    assert format_duration(15937.8) == "4h 25m 38s"

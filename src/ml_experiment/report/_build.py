@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import ml_experiment.report._figures as _figures
 import ml_experiment.report._images as _images
+from ml_experiment._format import format_duration
 from ml_experiment.report._html import (
     DEFAULT_UI_BASE,
     Section,
     cards,
-    duration_text,
     esc,
     failures_html,
     json_script,
@@ -171,7 +171,7 @@ def _group_page(data: GroupData, out: Path, ui_base: str) -> tuple[str, list[str
         ("failed", counts["fail"]),
         *_best_summary(ctx),
         ("objective", ", ".join(f"{n} ({d})" for n, d in data.objectives)),
-        ("trials' wall time", duration_text(max(wall) - ctx.t0) if ctx.t0 else ""),
+        ("trials' wall time", format_duration(max(wall) - ctx.t0) if ctx.t0 else ""),
     ]
     nav = " ".join(f"<a href='#{s.key}'>{esc(s.title)}</a>" for s in sections)
     body = [
@@ -232,9 +232,7 @@ def _experiment_page(data: ExperimentData, out: Path, ui_base: str) -> tuple[str
     )
     duration = (run.info.end_time - run.info.start_time) / 1000 if run.info.end_time else None
     body = [
-        cards(
-            [("status", run.info.status), ("duration", duration_text(duration) if duration else "")]
-        ),
+        cards([("status", run.info.status), ("duration", format_duration(duration) or "")]),
         *(section_html(s) for s in sections),
         "<section id='metrics'><h2>Final metrics</h2>"
         + kv_table(sorted(run.data.metrics.items()), "metrics-table")

@@ -78,17 +78,6 @@ def when(epoch: float | None) -> str:
     return _dt.datetime.fromtimestamp(epoch, tz=_dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def duration_text(seconds: float) -> str:
-    """``42.0 s``, ``12 min 5 s``, ``4 h 25 min``: a wall time a person reads at a glance."""
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
-
-
 def run_link(ui_base: str, exp_id: str, run_id: str) -> str:
     return f"{ui_base.rstrip('/')}/#/experiments/{exp_id}/runs/{run_id}"
 
