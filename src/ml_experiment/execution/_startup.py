@@ -3,10 +3,10 @@
 A local ``ray.init`` takes seconds, mostly waiting on the processes it starts (GCS, API server,
 raylet), and needs nothing the driver prepares; the study, the capture and the DataLoader need
 nothing of Ray. So Ray comes up on :class:`RayStart`'s thread while the driver does the rest,
-and the first trial is dispatched once both are ready. MLflow's import and store (seconds of
-CPU, which on a small machine slow Ray's start as much) wait until then where nothing before
-the first trial needs them: the group's writer thread opens the store (:func:`open_store`),
-starts the parent run, then writes each trial's record.
+and the first trial is dispatched once both are ready. Where nothing before the trials needs
+it, the knowledge center (MLflow's import and store: seconds of CPU) opens on the group's
+writer thread meanwhile (:func:`open_store`), which then starts the parent run and writes each
+trial's record.
 
 The thread lives as long as the Ray session: Ray starts its local processes with
 ``PR_SET_PDEATHSIG``, which fires when the *thread* that started them ends, so it also runs

@@ -60,7 +60,7 @@ TAG_TRIAL = "ml_experiment.trial_number"
 class GroupRun:
     """Drives one group from start (or resume) to its outcome."""
 
-    recorder: Recorder  # set by open_store: at once, or on the writer after the first dispatch
+    recorder: Recorder  # set by open_store: at once, or on the writer's thread
 
     def __init__(
         self, config: Any, job_fn: JobFunction, script: Path, *, resume: bool, ray: RayStart
@@ -108,9 +108,8 @@ class GroupRun:
 
         self.callbacks = CallbackDispatcher.for_job(config, job_fn)
         self.secrets = secrets = [*self.callbacks.secrets(), *secret_values(config.params)]
-        # The store opens once the first trials are dispatched (MLflow's import and store cost
-        # seconds of CPU, which would slow Ray's start), unless something before them needs
-        # it: a resumed study, callbacks and autologging (they need the parent run).
+        # The store opens on the writer's thread, beside Ray's start and the DataLoader, unless
+        # something before the trials needs it: a resumed study, callbacks and autologging.
         self.store_later = not (
             resume or self.callbacks.callbacks or job_fn.options.autologging_backends
         ) and can_open_later(self.kc, config.name, "group")
@@ -140,13 +139,10 @@ class GroupRun:
         self.data_ref: list[Any] | None = None
         self.progress = GroupProgress(config.name, config.num_trials)
         self.stop = SafePointStop(self._interrupted_message)
+        if self.store_later:  # not sooner: MLflow's imports beside Ray's slow Ray's start
+            self.writer.submit(open_store, self)
 
     # -- the parent run -----------------------------------------------------------------------
-    def _open_later(self) -> None:
-        self.store_later = False
-        open_store(self)
-        self._start_parent()
-
     def _start_parent(self) -> None:
         with self.phases.span("parent_run"):
             if self.parent.run_id is None:
@@ -202,6 +198,8 @@ class GroupRun:
             self.counts = self.sweeper.counts()
         with self.phases.span("data"):
             data = load_data(self)
+        if self.store_later:  # on the writer: every trial's record comes after
+            self.writer.submit(self._start_parent)
         with self.phases.span("ray_wait"):
             self.ray.ready()
         executor = RayExecutor(self.config, slots(self.config))
@@ -266,8 +264,6 @@ class GroupRun:
     def dispatched(self, trial: optuna.Trial, spec: TrialSpec) -> None:
         if "first_dispatch" not in self.phases.spans:
             self.phases.mark("first_dispatch")
-            if self.store_later:  # on the writer's thread: every trial's record comes after
-                self.writer.submit(self._open_later)
         self.callbacks(
             "on_trial_start", config=self.config, trial=trial, sampled_params=spec.params
         )
@@ -323,10 +319,10 @@ class GroupRun:
     def _finish(self, error: BaseException | None) -> GroupOutcome:
         record = self.parent
         if record.run_id is None and error is not None:
-            if not self.store_later:
+            if not self.store_later or getattr(self, "recorder", None) is None:
                 raise error  # failed before its parent run existed: nothing to finish
-            try:  # failed before its first trial: the store opens now to record that
-                self._open_later()
+            try:  # failed before the writer started the parent run: record that now
+                self._start_parent()
             except Exception as exc:
                 error.add_note(f"the knowledge center could not record it: {exc}")
                 raise error from None
