@@ -123,4 +123,5 @@ def test_bad_input_found_while_ray_starts_is_one_line_and_leaves_no_ray(
     phases = json.loads(timings.read_text())
     assert phases["ray_start"][0] < phases["store"][1]  # Ray was starting when it was found
     assert "ray_shutdown" in phases and "parent_run" not in phases
+    assert not (folder / "optuna-studies.journal").exists(), "a study was started"
     assert not list(short_tmp.glob("mlx-ray-*")), "Ray's folder was left behind"
