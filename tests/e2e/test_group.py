@@ -322,16 +322,20 @@ def main(k: int = 0):
 """
 
 
+@pytest.mark.parametrize("joining", [False, True])
 def test_a_group_that_fails_before_its_first_trial_is_still_recorded(
-    workdir: Path, ray_local: None
+    workdir: Path, ray_local: None, joining: bool
 ) -> None:
-    # The store opens after the first dispatch; a group that never got there opens it to say so.
+    """The store opens on the writer beside Ray's start or, joining a cluster, once trials are
+    dispatched: a group that never got that far still records its failure."""
     write(workdir / "objective.py", BROKEN_LOADER)
     job = group_file(
         workdir / "g.json",
         name="broken",
         param_space={"k": "range(0, 10)"},
         metric={"name": "sum", "direction": "maximize"},
+        # In process, the session's Ray is used; the address only makes the group a joining one.
+        **({"ray_config": {"address": "127.0.0.1:6379"}} if joining else {}),
     )
     with pytest.raises(FileNotFoundError, match=r"events\.parquet"):
         run_group_inprocess(job)
@@ -536,11 +540,15 @@ def test_group_joins_a_ray_cluster(tmp_path: Path, ray_head) -> None:
     job = group_file(
         folder / "g.json", name="on-cluster", num_trials=6, ray_config={"address": address}
     )
-    res = run_cli("run", str(job), cwd=folder, env=env)
+    timings = tmp_path / "timings.json"
+    res = run_cli("run", str(job), cwd=folder, env={**env, "ML_EXPERIMENT_TIMINGS": str(timings)})
     assert res.returncode == 0, res.stderr
     parent, children = split_runs(folder, "on-cluster")
     assert parent.info.status == "FINISHED"
     assert len([c for c in children if c.info.status == "FINISHED"]) == 6
+    # Joining, the store opened once the trials were dispatched, not to slow the workers' start.
+    spans = json.loads(timings.read_text())
+    assert spans["first_dispatch"][0] <= spans["store"][0] <= spans["parent_run"][0], spans
 
 
 def test_ray_config_sizes_the_ray_the_command_starts(tmp_path: Path) -> None:

@@ -18,6 +18,10 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import run_cli, write
+from tests.services import free_port
+
+from ml_experiment import _private
+from ml_experiment._output import VERBOSE
 
 pytestmark = pytest.mark.slow
 
@@ -30,9 +34,13 @@ import psutil
 from ml_experiment.config._models import RayConfig
 from ml_experiment.execution._startup import Phases, RayStart
 
+from ml_experiment._output import shown
+
 phases = Phases()
-start = RayStart(SimpleNamespace(ray_config=RayConfig(num_cpus=1)), phases)
-start.start()
+rc = RayConfig(num_cpus=1, **json.loads(sys.argv[2]))
+start = RayStart(SimpleNamespace(ray_config=rc), phases)
+with shown(int(sys.argv[1])):  # the thread takes its verbosity from here
+    start.start()
 start.ready()
 import ray
 
@@ -46,12 +54,13 @@ def pid():
 
 worker = ray.get(pid.remote(), timeout=120)
 tree = psutil.Process().children(recursive=True)
+commands = [" ".join(p.cmdline()) for p in tree]
 start.close()
 time.sleep(0.5)
 alive = [p.pid for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 print(json.dumps({
     "worker": worker, "me": os.getpid(), "children": len(tree), "alive": alive,
-    "initialized": ray.is_initialized(), "phases": sorted(phases.spans),
+    "initialized": ray.is_initialized(), "phases": sorted(phases.spans), "commands": commands,
 }))
 """
 
@@ -66,24 +75,49 @@ def short_tmp() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def test_ray_started_on_its_thread_serves_tasks_and_is_gone_after_close(short_tmp: Path) -> None:
-    env = {**os.environ, "TMPDIR": str(short_tmp), "RAY_USAGE_STATS_ENABLED": "0"}
+def _lifecycle(tmp: Path, verbosity: int = 0, **ray_config: object) -> dict:
+    env = {**os.environ, "TMPDIR": str(tmp), "RAY_USAGE_STATS_ENABLED": "0"}
     res = subprocess.run(
-        [sys.executable, "-c", LIFECYCLE],
+        [sys.executable, "-c", LIFECYCLE, str(verbosity), json.dumps(ray_config)],
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert res.returncode == 0, res.stderr[-3000:]
-    out = json.loads(res.stdout.strip().splitlines()[-1])
+    out: dict = json.loads(res.stdout.strip().splitlines()[-1])
+    out["stderr"] = res.stderr
+    return out
+
+
+def _started(out: dict) -> set[str]:
+    """Which of Ray's optional processes ran: its API server and its two monitors."""
+    scripts = {"dashboard/dashboard.py": "api", "/monitor.py": "monitor", "log_monitor.py": "logs"}
+    return {name for c in out["commands"] for script, name in scripts.items() if script in c}
+
+
+def test_ray_started_on_its_thread_serves_tasks_and_is_gone_after_close(short_tmp: Path) -> None:
+    out = _lifecycle(short_tmp)
     assert out["worker"] != out["me"]
     assert out["children"] >= 3  # GCS, raylet, a worker at least
     assert out["alive"] == [], "Ray processes outlived close()"
     assert out["initialized"] is False
     assert {"ray_start", "ray_shutdown"} <= set(out["phases"])
     assert not list(short_tmp.glob("mlx-ray-*")), "its private folder was not removed"
-    assert "SIGTERM handler" not in res.stderr  # Ray's warning for a non-main thread is quiet
+    assert "SIGTERM handler" not in out["stderr"]  # Ray's warning for a non-main thread is quiet
+    if _private._ray_tested():  # what a private node does not use is not started
+        assert _started(out) == set(), out["commands"]
+
+
+@pytest.mark.skipif(not _private._ray_tested(), reason="stock ray.init on an untested Ray")
+def test_ray_started_for_output_or_a_dashboard_starts_what_they_need(short_tmp: Path) -> None:
+    """-v forwards the workers' output (Ray's log monitor); a dashboard asked for is started."""
+    assert _started(_lifecycle(short_tmp, VERBOSE)) == {"logs"}
+    port = free_port()
+    out = _lifecycle(
+        short_tmp, include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=port
+    )
+    assert _started(out) == {"api"}, out["commands"]
 
 
 def test_bad_input_found_while_ray_starts_is_one_line_and_leaves_no_ray(

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ml_experiment._output import VERBOSE, settle, verbosity
+from ml_experiment._private import quick_local_ray
 from ml_experiment.exceptions import ConfigError
 
 # Ray decides once, when imported, whether a node may be reached from other hosts; "0" makes a
@@ -88,12 +89,13 @@ def ray_session(config: Any) -> Iterator[None]:
             kwargs["_temp_dir"] = str(temp_dir / "ray")
         kwargs.setdefault("include_dashboard", False)
         kwargs.setdefault("_node_ip_address", "127.0.0.1")
-        ray.init(
-            address="local",
-            num_cpus=rc.num_cpus or os.cpu_count() or 1,
-            num_gpus=rc.num_gpus,
-            **kwargs,
-        )
+        with quick_local_ray(kwargs["log_to_driver"]):
+            ray.init(
+                address="local",
+                num_cpus=rc.num_cpus or os.cpu_count() or 1,
+                num_gpus=rc.num_gpus,
+                **kwargs,
+            )
         node_ip = ray.util.get_node_ip_address()
         if node_ip not in ("127.0.0.1", "::1"):
             # Ray was imported before this session set LOOPBACK_ENV: say so, do not hide it.

@@ -17,6 +17,7 @@ writes them as JSON; the benchmarks read that).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
 import sys
@@ -114,7 +115,11 @@ class RayStart:
             self._inline.enter_context(ray_session(self.config))
             self._up.set()
             return
-        self._thread = threading.Thread(target=self._own, name="ml-experiment-ray", daemon=True)
+        # In the caller's context: its verbosity decides whether Ray forwards workers' output.
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._own,), name="ml-experiment-ray", daemon=True
+        )
         self._thread.start()
 
     def _own(self) -> None:
@@ -153,6 +158,18 @@ class RayStart:
         self._up.wait()
         if self._error is not None:
             raise self._error
+
+    def warm(self) -> bool:
+        """Whether the warm-up tasks have run (their workers are up), or there are none."""
+        refs = list(self._warm)
+        if not refs:
+            return True
+        import ray
+
+        try:
+            return len(ray.wait(refs, num_returns=len(refs), timeout=0)[0]) == len(refs)
+        except Exception:  # best effort, as the warm-up itself
+            return True
 
     def release(self) -> None:
         """Let Ray shut down in the background (the trials are over and told)."""
@@ -215,6 +232,15 @@ def open_store(group: Any) -> None:
     with group.phases.span("store"):
         group.recorder = again_on_import_deadlock(recorder)
         group.recorder.tracker.experiment_id(group.config.name, "group")
+
+
+def start_parent(group: Any) -> None:
+    """The group's parent run started (or, resumed, set running again)."""
+    with group.phases.span("parent_run"):
+        if group.parent.run_id is None:
+            group.sweeper.set_parent_run_id(group.recorder.start(group.parent))
+        else:
+            group.recorder.tracker.client.update_run(group.parent.run_id, status="RUNNING")
 
 
 def parent_record(group: Any) -> RunRecord:

@@ -39,6 +39,7 @@ from ml_experiment.execution._startup import (
     load_data,
     open_store,
     parent_record,
+    start_parent,
 )
 from ml_experiment.execution._summary import group_summary, show
 from ml_experiment.execution._worker import TrialResult, TrialSpec
@@ -108,11 +109,14 @@ class GroupRun:
 
         self.callbacks = CallbackDispatcher.for_job(config, job_fn)
         self.secrets = secrets = [*self.callbacks.secrets(), *secret_values(config.params)]
-        # The store opens on the writer's thread, beside Ray's start and the DataLoader, unless
-        # something before the trials needs it: a resumed study, callbacks and autologging.
+        # The store opens on the writer's thread, beside Ray's start, unless something before the
+        # trials needs it (a resumed study, callbacks, autologging); joining a running cluster, it
+        # waits until this job's workers are up and trials dispatched, not to slow their start.
         self.store_later = not (
             resume or self.callbacks.callbacks or job_fn.options.autologging_backends
         ) and can_open_later(self.kc, config.name, "group")
+        self.store_waits = self.store_later and bool(config.ray_config.address)
+        self.pending = {open_store: self.store_later, start_parent: self.store_later}
         self.writer = BackgroundWriter()
         if not self.store_later:
             open_store(self)  # a deleted name, or an experiment's: bad input before a study
@@ -139,16 +143,15 @@ class GroupRun:
         self.data_ref: list[Any] | None = None
         self.progress = GroupProgress(config.name, config.num_trials)
         self.stop = SafePointStop(self._interrupted_message)
-        if self.store_later:  # not sooner: MLflow's imports beside Ray's slow Ray's start
-            self.writer.submit(open_store, self)
+        if not self.store_waits:  # not sooner: MLflow's imports beside Ray's slow its start
+            self._store_on_writer(parent=False)
 
-    # -- the parent run -----------------------------------------------------------------------
-    def _start_parent(self) -> None:
-        with self.phases.span("parent_run"):
-            if self.parent.run_id is None:
-                self.sweeper.set_parent_run_id(self.recorder.start(self.parent))
-            else:
-                self.recorder.tracker.client.update_run(self.parent.run_id, status="RUNNING")
+    def _store_on_writer(self, parent: bool = True) -> None:
+        """Open the store (and start the parent run) on the writer, unless done or submitted."""
+        for step in (open_store, start_parent) if parent else (open_store,):
+            if self.pending[step]:
+                self.pending[step] = False
+                self.writer.submit(step, self)
 
     # -- one run from start to end ------------------------------------------------------------
     def run(self) -> GroupOutcome:
@@ -162,7 +165,7 @@ class GroupRun:
             try:
                 with interrupts_raise(self._interrupted_message()):
                     if not self.store_later:
-                        self._start_parent()
+                        start_parent(self)
                     with ConsoleCapture(console_path):
                         self._run_trials()
             except BaseException as exc:
@@ -181,6 +184,7 @@ class GroupRun:
             self.phases.mark("trials_end")
             self.progress.stop()
             self.ray.release()  # the trials are over: Ray shuts down while the records are written
+            self._store_on_writer(parent=False)  # _finish records how it ended
             with self.phases.span("records"):
                 self.writer.close()  # every told trial reaches MLflow before the group ends
 
@@ -198,8 +202,8 @@ class GroupRun:
             self.counts = self.sweeper.counts()
         with self.phases.span("data"):
             data = load_data(self)
-        if self.store_later:  # on the writer: every trial's record comes after
-            self.writer.submit(self._start_parent)
+        if not self.store_waits:  # the parent run carries the data's fingerprint
+            self._store_on_writer()
         with self.phases.span("ray_wait"):
             self.ray.ready()
         executor = RayExecutor(self.config, slots(self.config))
@@ -271,6 +275,8 @@ class GroupRun:
     def waiting(self, running: int) -> None:
         self.stop.check()
         self.writer.check()  # a store that failed to open stops the group at once
+        if self.store_waits and "first_dispatch" in self.phases.spans and self.ray.warm():
+            self._store_on_writer()
         self.progress.update(running=running, counts=self.counts, best=self.sweeper.best_value)
 
     def finished(self, told: Told, spec: TrialSpec, result: TrialResult) -> None:
@@ -279,6 +285,7 @@ class GroupRun:
         self.counts[told.state] += 1
         if told.state == "fail":
             self.failures.append((told.frozen.number, told.error or "failed"))
+        self._store_on_writer()  # at the latest: the parent run comes before any record
         self.writer.submit(self._record, told, spec.params, result, spec.seed)
         frozen = told.frozen
         self.callbacks(
@@ -322,7 +329,7 @@ class GroupRun:
             if not self.store_later or getattr(self, "recorder", None) is None:
                 raise error  # failed before its parent run existed: nothing to finish
             try:  # failed before the writer started the parent run: record that now
-                self._start_parent()
+                start_parent(self)
             except Exception as exc:
                 error.add_note(f"the knowledge center could not record it: {exc}")
                 raise error from None
