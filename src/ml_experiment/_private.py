@@ -1,4 +1,4 @@
-"""Every use of another library's private internals, in one place, each gated.
+"""Every use of another library's private internals, each gated (Ray's in ``_private_ray``).
 
 No public API does these things (or does them far slower):
 
@@ -14,19 +14,12 @@ No public API does these things (or does them far slower):
   (``create_sqlite_store``). MLflow runs its ~60 migrations on the file itself, one transaction
   and one sync each; in memory it costs the Python alone, and the store appears whole or not at
   all. MLflow offers no way to create the schema at its head revision directly (its ORM
-  models alone do not even compile to valid SQLite DDL). ``tests/tracking/test_store_create.py``
-  opens such a store with a stock ``MlflowClient`` and ``mlflow server``.
-- Ray: a private local node started by ``ray.init`` without what such a node does not use
-  (``quick_local_ray``): 1-2 s of its start on 2 cores, and ~250 MiB. Without the dashboard,
-  Ray's API server process loads its usage-stats module alone (reporting is off for a group's
-  node), yet ``ray.init`` polls until it is up; the autoscaler's monitor has nothing to scale;
-  the log monitor forwards workers' output only to a driver that asked for it (``-v``). Ray
-  checks that its dashboard's dependencies import by importing them in the driver (0.4 s before
-  the raylet starts): they are looked up instead. And ``ray.init`` asks the GCS whether the
-  raylet has registered once a second (a fixed sleep in its C++ accessor), so it may wait a
-  second more than the raylet takes: the node is first awaited by asking every 20 ms. Tested
-  on the Ray releases in :data:`RAY_TESTED`; elsewhere ``ray.init`` runs as it is (slower),
-  without a warning.
+  models alone do not even compile to valid SQLite DDL). That costs ~0.8 CPU-s, so the first
+  empty store an MLflow release makes is kept in the cache folder and later ones are copies of
+  it (checked with SQLite's ``quick_check``; a damaged one is made anew).
+  ``tests/tracking/test_store_create.py`` opens such stores with a stock ``MlflowClient`` and
+  ``mlflow server``.
+- Ray: the start of a private local node, in :mod:`ml_experiment._private_ray`.
 - Optuna: a live ``optuna.Trial`` for a trial created elsewhere (a worker reporting intermediate
   values to the pruner). ``optuna.Trial`` is exported; its docs discourage, but do not forbid,
   calling its constructor, and no other way exists, so it has no fallback.
@@ -39,23 +32,18 @@ allows, which the suite runs on; ``tests/test_private.py`` checks both agree); e
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib.metadata
 import math
 import os
-import time
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 # Library -> (lowest tested, first untested) release, as "major.minor".
 TESTED: dict[str, tuple[str, str]] = {"mlflow": ("3.17", "3.18"), "optuna": ("5.0", "5.1")}
-# Ray's range is wider in pyproject.toml (a cluster's Ray decides the client's): only the start
-# of a private local node is quicker on these.
-RAY_TESTED = ("2.60", "2.61")
 
 _warned: set[str] = set()
 
@@ -258,36 +246,18 @@ def write_run(
 def create_sqlite_store(db: Path) -> bool:
     """Make the empty MLflow store ``db`` (absent or 0 bytes) at MLflow's current schema.
 
+    The first one made by an MLflow release is kept (``store_template``); later ones are copies.
     Returns ``False`` where this is not possible here (untested MLflow, changed internals): the
     caller lets ``MlflowClient`` create it as usual. The caller holds the store's lock.
     """
     if not supported("mlflow"):
         return False
-    import sqlite3
-
     tmp = db.with_name(f".{db.name}.new-{uuid.uuid4().hex[:8]}")
+    template = store_template()
     try:
-        import sqlalchemy
-        from mlflow.store.db import utils
-        from sqlalchemy.pool import StaticPool
-
-        engine = sqlalchemy.create_engine("sqlite://", poolclass=StaticPool)
-        try:
-            utils._initialize_tables(engine)
-            head = utils._get_latest_schema_revision()
-            if utils._get_schema_version(engine) != head:
-                raise KeyError(f"schema not at head {head}")
-            raw = engine.raw_connection()
-            try:
-                target = sqlite3.connect(tmp)
-                try:
-                    raw.driver_connection.backup(target)  # type: ignore[union-attr]
-                finally:
-                    target.close()
-            finally:
-                raw.close()
-        finally:
-            engine.dispose()
+        if not _copy_store(template, tmp):
+            _make_store(tmp)
+            _copy_store(tmp, template, check=False)  # best effort: kept for the next one
         os.replace(tmp, db)
         return True
     except Exception as exc:  # the stock path below creates it, or says what is wrong
@@ -297,78 +267,62 @@ def create_sqlite_store(db: Path) -> bool:
         tmp.unlink(missing_ok=True)
 
 
-def _ray_tested() -> bool:
+def store_template() -> Path:
+    """Where the empty store of this MLflow release is kept between commands."""
+    from ml_experiment._tmp import cache_dir
+
+    return cache_dir() / "mlflow-store" / f"mlflow-{importlib.metadata.version('mlflow')}.db"
+
+
+def _copy_store(source: Path, dest: Path, check: bool = True) -> bool:
+    """``source`` copied whole to ``dest`` (through a temporary name); ``False`` if it cannot be
+    (none kept yet, a read-only cache) or, with ``check``, the copy is not a sound store."""
+    import shutil
+    import sqlite3
+
+    part = dest.with_name(f".{dest.name}.part-{uuid.uuid4().hex[:8]}")
     try:
-        installed = _release(importlib.metadata.version("ray"))
-    except importlib.metadata.PackageNotFoundError:
+        dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        shutil.copyfile(source, part)
+        if check:
+            con = sqlite3.connect(part)
+            try:
+                sound = con.execute("PRAGMA quick_check").fetchall() == [("ok",)]
+                sound = sound and len(con.execute("SELECT * FROM alembic_version").fetchall()) == 1
+            finally:
+                con.close()
+            if not sound:
+                source.unlink(missing_ok=True)  # a damaged copy kept: made anew this time
+                return False
+        os.replace(part, dest)
+        return True
+    except (OSError, sqlite3.Error):
         return False
-    return _release(RAY_TESTED[0]) <= installed < _release(RAY_TESTED[1])
-
-
-@contextlib.contextmanager
-def quick_local_ray(log_to_driver: bool) -> Iterator[None]:
-    """Around ``ray.init`` of a private local node: see the module's docstring."""
-    try:
-        if not _ray_tested():
-            raise ImportError
-        from ray._private import node, services, utils
-
-        patches = [
-            (services, "start_api_server", functools.partial(_no_api_server, services.start_api_server)),
-            (services, "get_node", functools.partial(_get_node_soon, services.get_node)),
-            (utils, "get_dashboard_dependency_error", _dashboard_dependency_error),
-            (node.Node, "start_monitor", _not_started),
-        ]  # fmt: skip
-        if not log_to_driver:
-            patches.append((node.Node, "start_log_monitor", _not_started))
-        saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
-    except (ImportError, AttributeError):
-        yield
-        return
-    for owner, name, value in patches:
-        setattr(owner, name, value)
-    try:
-        yield
     finally:
-        for owner, name, value in saved:
-            setattr(owner, name, value)
+        part.unlink(missing_ok=True)
 
 
-def _not_started(self: Any) -> None:
-    return None
+def _make_store(path: Path) -> None:
+    import sqlite3
 
+    import sqlalchemy
+    from mlflow.store.db import utils
+    from sqlalchemy.pool import StaticPool
 
-def _dashboard_dependency_error() -> ImportError | None:
-    # What ray.dashboard.optional_deps imports (ray[default]), looked up rather than imported.
-    import importlib.util
-
-    names = (
-        "aiohttp", "aiohttp_cors", "grpc", "opencensus", "opentelemetry.exporter.prometheus",
-        "prometheus_client",
-    )  # fmt: skip
-    missing = [name for name in names if importlib.util.find_spec(name) is None]
-    return ImportError(f"not installed: {', '.join(missing)}") if missing else None
-
-
-def _no_api_server(start: Any, include_dashboard: bool | None, *args: Any, **kwargs: Any) -> Any:
-    if include_dashboard is False:
-        return "", None  # Ray's own value for "no dashboard URL", and no process to track
-    return start(include_dashboard, *args, **kwargs)
-
-
-def _get_node_soon(get_node: Any, gcs_address: str, node_id: str) -> Any:
+    engine = sqlalchemy.create_engine("sqlite://", poolclass=StaticPool)
     try:
-        from ray._raylet import GcsClient  # type: ignore[attr-defined]
-        from ray.core.generated.gcs_pb2 import GcsNodeInfo  # type: ignore[attr-defined]
-
-        client = GcsClient(address=gcs_address)
-        alive = GcsNodeInfo.GcsNodeState.ALIVE
-        deadline = time.monotonic() + 30  # Ray's raylet_start_wait_time_s
-        while time.monotonic() < deadline:
-            nodes = client.get_all_node_info(timeout=5, state_filter=alive)
-            if any(nid.hex() == node_id for nid in nodes):
-                break
-            time.sleep(0.02)
-    except Exception:  # Ray's own wait, next, says what is wrong, if anything
-        pass
-    return get_node(gcs_address, node_id)
+        utils._initialize_tables(engine)
+        head = utils._get_latest_schema_revision()
+        if utils._get_schema_version(engine) != head:
+            raise KeyError(f"schema not at head {head}")
+        raw = engine.raw_connection()
+        try:
+            target = sqlite3.connect(path)
+            try:
+                raw.driver_connection.backup(target)  # type: ignore[union-attr]
+            finally:
+                target.close()
+        finally:
+            raw.close()
+    finally:
+        engine.dispose()

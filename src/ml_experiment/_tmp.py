@@ -88,3 +88,13 @@ def remove_stale(prefix: str = PREFIX, base: str | Path | None = None) -> list[P
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry)
     return removed
+
+
+def cache_dir() -> Path:
+    """What is kept between commands (wheelhouses, the empty store's schema):
+    ``ML_EXPERIMENT_CACHE_DIR``, else ~/.cache/ml-experiment."""
+    root = os.environ.get("ML_EXPERIMENT_CACHE_DIR")
+    if root:
+        return Path(root)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ml-experiment"

@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import run_cli, write
 from tests.services import free_port
 
-from ml_experiment import _private
+from ml_experiment import _private_ray
 from ml_experiment._output import VERBOSE
 
 pytestmark = pytest.mark.slow
@@ -105,11 +105,11 @@ def test_ray_started_on_its_thread_serves_tasks_and_is_gone_after_close(short_tm
     assert {"ray_start", "ray_shutdown"} <= set(out["phases"])
     assert not list(short_tmp.glob("mlx-ray-*")), "its private folder was not removed"
     assert "SIGTERM handler" not in out["stderr"]  # Ray's warning for a non-main thread is quiet
-    if _private._ray_tested():  # what a private node does not use is not started
+    if _private_ray._ray_tested():  # what a private node does not use is not started
         assert _started(out) == set(), out["commands"]
 
 
-@pytest.mark.skipif(not _private._ray_tested(), reason="stock ray.init on an untested Ray")
+@pytest.mark.skipif(not _private_ray._ray_tested(), reason="stock ray.init on an untested Ray")
 def test_ray_started_for_output_or_a_dashboard_starts_what_they_need(short_tmp: Path) -> None:
     """-v forwards the workers' output (Ray's log monitor); a dashboard asked for is started."""
     assert _started(_lifecycle(short_tmp, VERBOSE)) == {"logs"}

@@ -68,6 +68,14 @@ def _stock(db: Path) -> None:
 pytestmark = pytest.mark.usefixtures("fresh_private_gates")
 
 
+@pytest.fixture(autouse=True)
+def empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No empty store kept by an earlier test: each one here starts by making it."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ML_EXPERIMENT_CACHE_DIR", str(cache))
+    return cache
+
+
 def test_the_new_store_has_exactly_the_schema_mlflow_makes(tmp_path: Path) -> None:
     ours, theirs = tmp_path / "ours.db", tmp_path / "theirs.db"
     assert _private.create_sqlite_store(ours)
@@ -77,6 +85,35 @@ def test_the_new_store_has_exactly_the_schema_mlflow_makes(tmp_path: Path) -> No
     assert version == stock_version and len(version) == 1
     assert schema == stock_schema
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ours.db.new-")]
+
+
+def test_later_stores_are_copies_of_the_first_a_damaged_copy_is_made_anew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.store.db import utils
+
+    stock = tmp_path / "stock.db"
+    _stock(stock)
+    assert _private.create_sqlite_store(tmp_path / "first.db")
+    template = _private.store_template()
+    assert template.is_file() and template.parent.parent == tmp_path / "cache"
+
+    def not_called(engine: object) -> None:
+        raise AssertionError("the schema was made again")
+
+    made = utils._initialize_tables
+    monkeypatch.setattr(utils, "_initialize_tables", not_called)
+    assert _private.create_sqlite_store(tmp_path / "copy.db")  # no warning: none expected
+    assert _schema(tmp_path / "copy.db") == _schema(stock)
+    _stock(tmp_path / "copy.db")  # a stock client opens it without migrating
+    assert _schema(tmp_path / "copy.db") == _schema(stock)
+
+    template.write_bytes(b"not a database" * 100)
+    monkeypatch.setattr(utils, "_initialize_tables", made)
+    assert _private.create_sqlite_store(tmp_path / "after-damage.db")
+    assert _schema(tmp_path / "after-damage.db") == _schema(stock)
+    assert _schema(template) == _schema(stock)  # kept again, sound
+    assert not [p for p in template.parent.iterdir() if p != template]  # no partial files
 
 
 def test_the_tracker_makes_a_store_a_stock_client_uses_unchanged(tmp_path: Path) -> None:
@@ -102,12 +139,13 @@ def test_where_the_private_path_does_not_fit_mlflow_creates_the_store(
     def changed(engine: object) -> None:
         raise TypeError("_initialize_tables() takes 2 arguments")
 
+    made = utils._initialize_tables
     monkeypatch.setattr(utils, "_initialize_tables", changed)
     with pytest.warns(RuntimeWarning, match="schema creation changed"):
         assert not _private.create_sqlite_store(tmp_path / "x.db")
     assert not (tmp_path / "x.db").exists()
-    assert not list(tmp_path.iterdir())  # its temporary file is gone too
-    monkeypatch.undo()
+    assert not list(tmp_path.iterdir())  # its temporary file is gone, nothing was kept
+    monkeypatch.setattr(utils, "_initialize_tables", made)
 
     # Through the tracker: the warning, then MLflow's own creation (which calls the same
     # function, so it fails here too, as MLflow's error).
@@ -118,7 +156,7 @@ def test_where_the_private_path_does_not_fit_mlflow_creates_the_store(
         pytest.raises(TrackingError, match="takes 2 arguments"),
     ):
         MLflowTracker(KnowledgeCenter.resolve(f"sqlite:///{tmp_path / 'y.db'}"))
-    monkeypatch.undo()
+    monkeypatch.setattr(utils, "_initialize_tables", made)
     tracker = MLflowTracker(KnowledgeCenter.resolve(f"sqlite:///{tmp_path / 'z.db'}"))
     assert tracker.experiment_id("e")
 

@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ml_experiment._tmp import cache_dir
 from ml_experiment.exceptions import ExecutionError
 
 __all__ = [
@@ -36,15 +37,6 @@ PROJECT = "ml-experiment"
 def normalize(name: str) -> str:
     """PEP 503 name: ``Scikit_Learn`` -> ``scikit-learn``."""
     return _NORMALIZE.sub("-", name).lower()
-
-
-def cache_dir() -> Path:
-    """Where built wheelhouses are kept: ``ML_EXPERIMENT_CACHE_DIR``, else ~/.cache/ml-experiment."""
-    root = os.environ.get("ML_EXPERIMENT_CACHE_DIR")
-    if root:
-        return Path(root)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "ml-experiment"
 
 
 @dataclass

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ml_experiment._output import VERBOSE, settle, verbosity
-from ml_experiment._private import quick_local_ray
+from ml_experiment._private_ray import quick_local_ray
 from ml_experiment.exceptions import ConfigError
 
 # Ray decides once, when imported, whether a node may be reached from other hosts; "0" makes a
