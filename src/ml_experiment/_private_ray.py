@@ -1,7 +1,7 @@
 """Ray's private internals, each gated (see :mod:`ml_experiment._private` for MLflow's).
 
 A private local node started by ``ray.init`` without what such a node does not use
-(``quick_local_ray``): 1-2 s of its start on 2 cores, and ~250 MiB. Without the dashboard,
+(``quick_local_ray``): 1-2 s of its start on 2 cores, and ~170 MiB. Without the dashboard,
 Ray's API server process loads its usage-stats module alone (reporting is off for a group's
 node), yet ``ray.init`` polls until it is up; the autoscaler's monitor has nothing to scale;
 the log monitor forwards workers' output only to a driver that asked for it (``-v``). Ray

@@ -90,6 +90,11 @@ def test_experiment_summary(tmp_path: Path) -> None:
     assert lines[4] == f"look further: ml-experiment ui  |  ml-experiment report {head.group(1)}"
     for text in CHATTER:
         assert text not in res.stdout + res.stderr, text
-    # -v shows the libraries' own lines (here: MLflow creating the new store's tables).
-    res = run_cli("run", "train.py", "-v", "--tracking_uri", "sqlite:///other.db", cwd=tmp_path)
+    # -v shows the libraries' own lines (here: MLflow creating the new store's tables, which it
+    # does where no empty store of this MLflow release was kept yet).
+    empty_cache = {"ML_EXPERIMENT_CACHE_DIR": str(tmp_path / "cache")}
+    res = run_cli(
+        "run", "train.py", "-v", "--tracking_uri", "sqlite:///other.db", cwd=tmp_path,
+        env=empty_cache,
+    )  # fmt: skip
     assert res.returncode == 0 and "INFO mlflow" in res.stderr
