@@ -275,8 +275,8 @@ class GroupRun:
     def waiting(self, running: int) -> None:
         self.stop.check()
         self.writer.check()  # a store that failed to open stops the group at once
-        if self.store_waits and "first_dispatch" in self.phases.spans and self.ray.warm():
-            self._store_on_writer()
+        if self.pending[start_parent] and "first_dispatch" in self.phases.spans and self.ray.warm():
+            self._store_on_writer()  # (pending here: the store waits; Ray asked until submitted)
         self.progress.update(running=running, counts=self.counts, best=self.sweeper.best_value)
 
     def finished(self, told: Told, spec: TrialSpec, result: TrialResult) -> None:
