@@ -56,19 +56,25 @@ def _release(version: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
+def installed_in(library: str, low: str, high: str) -> tuple[bool, str | None]:
+    """Whether ``library`` is installed at a release from ``low`` up to (not with) ``high``,
+    and its version (``None`` if it is not installed)."""
+    try:
+        version = importlib.metadata.version(library)
+    except importlib.metadata.PackageNotFoundError:
+        return False, None
+    return _release(low) <= _release(version) < _release(high), version
+
+
 @functools.cache
 def supported(library: str) -> bool:
     """Whether the installed ``library`` is in the range its private path was tested on."""
     low, high = TESTED[library]
-    try:
-        installed = _release(importlib.metadata.version(library))
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    ok = _release(low) <= installed < _release(high)
-    if not ok:
+    ok, version = installed_in(library, low, high)
+    if not ok and version is not None:
         warn_once(
             library,
-            f"{library} {importlib.metadata.version(library)} is outside the tested range "
+            f"{library} {version} is outside the tested range "
             f"{low}-{high}; ml-experiment uses its public API only (slower)",
         )
     return ok

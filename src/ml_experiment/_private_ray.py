@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.metadata
 import time
 from collections.abc import Iterator
 from typing import Any
 
-from ml_experiment._private import _release
+from ml_experiment._private import installed_in
 
 # Ray's range is wider in pyproject.toml (a cluster's Ray decides the client's): only the start
 # of a private local node is quicker on these.
@@ -30,11 +29,7 @@ RAY_TESTED = ("2.60", "2.61")
 
 
 def _ray_tested() -> bool:
-    try:
-        installed = _release(importlib.metadata.version("ray"))
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return _release(RAY_TESTED[0]) <= installed < _release(RAY_TESTED[1])
+    return installed_in("ray", *RAY_TESTED)[0]
 
 
 @contextlib.contextmanager
