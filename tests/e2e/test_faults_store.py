@@ -43,6 +43,19 @@ def _group(folder: Path, name: str, num_trials: int) -> Path:
     )
 
 
+def _ran_then_deleted(folder: Path, name: str, kind: str | None = None) -> tuple[Path, str]:
+    """An experiment job run once, then its MLflow experiment deleted (first tagged ``kind``):
+    the job file and the experiment's id."""
+    job = _experiment(folder, name)
+    assert run_cli("run", str(job), cwd=folder).returncode == 0
+    c = client(folder)
+    exp_id = c.get_experiment_by_name(name).experiment_id
+    if kind:
+        c.set_experiment_tag(exp_id, "ml_experiment.kind", kind)
+    c.delete_experiment(exp_id)
+    return job, exp_id
+
+
 def _together(folder: Path, *job_files: Path) -> list[subprocess.CompletedProcess[str]]:
     """Start the command once per job file at the same time, in ``folder``; wait for all."""
     env = {**os.environ}
@@ -96,23 +109,19 @@ def test_two_starts_of_one_new_name_both_succeed(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_deleted_experiment_name_says_how_to_restore(tmp_path: Path) -> None:
     folder = tmp_path / "kc"
-    job = _experiment(folder, "gone")
-    assert run_cli("run", str(job), cwd=folder).returncode == 0
-    c = client(folder)
-    exp = c.get_experiment_by_name("gone")
-    c.delete_experiment(exp.experiment_id)
+    job, exp_id = _ran_then_deleted(folder, "gone")
 
     res = run_cli("run", str(job), cwd=folder)
     assert res.returncode == 2, res.stderr[-3000:]
     assert "Traceback" not in res.stderr and "MlflowException" not in res.stderr
     line = res.stderr.strip().splitlines()[-1]
     assert "deleted" in line and "mlflow experiments restore" in line, line
-    assert f"--experiment-id {exp.experiment_id}" in line
+    assert f"--experiment-id {exp_id}" in line
 
     # The advice works: restore as the message says, then the same job runs.
     uri = f"sqlite:///{folder / 'mlruns.db'}"
     restore = subprocess.run(
-        ["mlflow", "experiments", "restore", "--experiment-id", exp.experiment_id],
+        ["mlflow", "experiments", "restore", "--experiment-id", exp_id],
         env={**os.environ, "MLFLOW_TRACKING_URI": uri},
         capture_output=True,
         text=True,
@@ -156,19 +165,14 @@ def test_a_group_under_a_deleted_name_starts_no_study(tmp_path: Path) -> None:
     # The store opens on a thread beside Ray's start: a deleted name is read from the file and
     # found before the study. (A name taken by experiment runs: tests/execution/test_startup.py.)
     folder = tmp_path / "kc"
-    job = _experiment(folder, "taken")
-    assert run_cli("run", str(job), cwd=folder).returncode == 0
-    c = client(folder)
-    exp = c.get_experiment_by_name("taken")
-    c.set_experiment_tag(exp.experiment_id, "ml_experiment.kind", "group")
-    c.delete_experiment(exp.experiment_id)
+    _, exp_id = _ran_then_deleted(folder, "taken", kind="group")
     _group(folder, "taken", num_trials=2)
     res = run_cli("run", "g.yaml", cwd=folder)
     assert res.returncode == 2, res.stderr[-3000:]
     line = res.stderr.strip().splitlines()[-1]
     assert "mlflow experiments restore" in line and "Traceback" not in res.stderr, line
     assert not (folder / "optuna-studies.journal").exists()
-    assert len(c.search_runs([exp.experiment_id], run_view_type=3)) == 1
+    assert len(client(folder).search_runs([exp_id], run_view_type=3)) == 1
 
 
 def _readme_move_snippet() -> str:
