@@ -50,9 +50,10 @@ time.sleep(1.0)
 
 @ray.remote
 def pid():
-    return os.getpid()
+    return os.getpid(), os.environ.get("GRPC_ENABLE_FORK_SUPPORT")
 
-worker = ray.get(pid.remote(), timeout=120)
+worker, worker_grpc_fork = ray.get(pid.remote(), timeout=120)
+grpc_fork = [os.environ.get("GRPC_ENABLE_FORK_SUPPORT"), worker_grpc_fork]
 tree = psutil.Process().children(recursive=True)
 commands = [" ".join(p.cmdline()) for p in tree]
 start.close()
@@ -61,6 +62,7 @@ alive = [p.pid for p in tree if p.is_running() and p.status() != psutil.STATUS_Z
 print(json.dumps({
     "worker": worker, "me": os.getpid(), "children": len(tree), "alive": alive,
     "initialized": ray.is_initialized(), "phases": sorted(phases.spans), "commands": commands,
+    "grpc_fork": grpc_fork,
 }))
 """
 
@@ -105,6 +107,7 @@ def test_ray_started_on_its_thread_serves_tasks_and_is_gone_after_close(short_tm
     assert {"ray_start", "ray_shutdown"} <= set(out["phases"])
     assert not list(short_tmp.glob("mlx-ray-*")), "its private folder was not removed"
     assert "SIGTERM handler" not in out["stderr"]  # Ray's warning for a non-main thread is quiet
+    assert out["grpc_fork"] == ["false", "false"]  # grpcio's fork handlers off: driver, workers
     if _private_ray._ray_tested():  # what a private node does not use is not started
         assert _started(out) == set(), out["commands"]
 
@@ -158,4 +161,32 @@ def test_bad_input_found_while_ray_starts_is_one_line_and_leaves_no_ray(
     assert phases["ray_start"][0] < phases["store"][1]  # Ray was starting when it was found
     assert "ray_shutdown" in phases and "parent_run" not in phases
     assert not (folder / "optuna-studies.journal").exists(), "a study was started"
+    assert not list(short_tmp.glob("mlx-ray-*")), "Ray's folder was left behind"
+
+
+REFUSED = """
+import psutil
+from types import SimpleNamespace
+
+from ml_experiment.config._models import RayConfig
+from ml_experiment.execution._startup import RayStart
+
+start = RayStart(SimpleNamespace(ray_config=RayConfig(num_cpus=1, object_store_memory=1)))
+start.start()
+try:
+    start.ready()
+except ValueError as exc:
+    print("refused:", exc)
+start.close()
+print("alive:", [p.pid for p in psutil.Process().children(recursive=True) if p.status() != "zombie"])
+"""
+
+
+def test_a_start_ray_refuses_leaves_neither_processes_nor_its_folder(short_tmp: Path) -> None:
+    env = {**os.environ, "TMPDIR": str(short_tmp), "RAY_USAGE_STATS_ENABLED": "0"}
+    res = subprocess.run(
+        [sys.executable, "-c", REFUSED], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert "refused: Attempting to cap object store memory" in res.stdout, res.stderr[-3000:]
+    assert "alive: []" in res.stdout
     assert not list(short_tmp.glob("mlx-ray-*")), "Ray's folder was left behind"

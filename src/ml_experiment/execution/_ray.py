@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
+from ml_experiment._grpc import fork_handlers_off
 from ml_experiment._output import VERBOSE, settle, verbosity
 from ml_experiment._private_ray import quick_local_ray
 from ml_experiment.exceptions import ConfigError
@@ -60,6 +61,7 @@ def ray_session(config: Any) -> Iterator[None]:
     """
     rc = config.ray_config
     _loopback_unless_joining(rc)
+    fork_handlers_off()
     import ray
 
     settle()  # importing Ray set its loggers up anew
@@ -75,36 +77,36 @@ def ray_session(config: Any) -> Iterator[None]:
     }
     kwargs.update(rc.init_kwargs())
     temp_dir = None
-    if rc.address:
-        ship_code(config, kwargs)
-        ray.init(address=rc.address, **kwargs)
-    else:
-        from ml_experiment._tmp import make_private_dir, remove_stale
+    try:  # a failed start too leaves neither Ray's processes nor its folder
+        if rc.address:
+            ship_code(config, kwargs)
+            ray.init(address=rc.address, **kwargs)
+        else:
+            from ml_experiment._tmp import make_private_dir, remove_stale
 
-        remove_stale()  # mlx-* folders whose owner was killed (SIGKILL leaves them)
-        if "_temp_dir" not in kwargs:
-            # Not /tmp/ray: that may belong to another cluster on this host. Ray makes its own
-            # folder 0777, so it goes inside one of ours (0700).
-            temp_dir = make_private_dir("mlx-ray-")
-            kwargs["_temp_dir"] = str(temp_dir / "ray")
-        kwargs.setdefault("include_dashboard", False)
-        kwargs.setdefault("_node_ip_address", "127.0.0.1")
-        with quick_local_ray(kwargs["log_to_driver"]):
-            ray.init(
-                address="local",
-                num_cpus=rc.num_cpus or os.cpu_count() or 1,
-                num_gpus=rc.num_gpus,
-                **kwargs,
-            )
-        node_ip = ray.util.get_node_ip_address()
-        if node_ip not in ("127.0.0.1", "::1"):
-            # Ray was imported before this session set LOOPBACK_ENV: say so, do not hide it.
-            warnings.warn(
-                f"the local Ray node listens on {node_ip}, not on loopback only: set "
-                "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before Ray is imported",
-                stacklevel=2,
-            )
-    try:
+            remove_stale()  # mlx-* folders whose owner was killed (SIGKILL leaves them)
+            if "_temp_dir" not in kwargs:
+                # Not /tmp/ray: that may belong to another cluster on this host. Ray makes its own
+                # folder 0777, so it goes inside one of ours (0700).
+                temp_dir = make_private_dir("mlx-ray-")
+                kwargs["_temp_dir"] = str(temp_dir / "ray")
+            kwargs.setdefault("include_dashboard", False)
+            kwargs.setdefault("_node_ip_address", "127.0.0.1")
+            with quick_local_ray(kwargs["log_to_driver"]):
+                ray.init(
+                    address="local",
+                    num_cpus=rc.num_cpus or os.cpu_count() or 1,
+                    num_gpus=rc.num_gpus,
+                    **kwargs,
+                )
+            node_ip = ray.util.get_node_ip_address()
+            if node_ip not in ("127.0.0.1", "::1"):
+                # Ray was imported before this session set LOOPBACK_ENV: say so, do not hide it.
+                warnings.warn(
+                    f"the local Ray node listens on {node_ip}, not on loopback only: set "
+                    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before Ray is imported",
+                    stacklevel=2,
+                )
         yield
     finally:
         ray.shutdown()

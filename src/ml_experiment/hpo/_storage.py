@@ -197,6 +197,9 @@ def open_storage(location: str) -> BaseStorage:
     """Open (creating if needed) the study storage at ``location``; one object per process."""
     kind = storage_kind(location)
     if kind == "grpc":
+        from ml_experiment._grpc import fork_handlers_off
+
+        fork_handlers_off()
         from optuna.storages import GrpcStorageProxy
 
         host, _, port = location.removeprefix("grpc://").rstrip("/").rpartition(":")
