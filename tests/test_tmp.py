@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ml_experiment._tmp import OWNER_FILE, make_private_dir, private_dir, remove_stale
 
 
@@ -43,5 +45,27 @@ def test_folders_of_dead_owners_are_removed_others_kept(tmp_path: Path) -> None:
         removed = remove_stale("mlx-", base=tmp_path)
         assert sorted(removed) == sorted([dead, reused])
         assert unowned.exists() and alive.exists()
+    finally:
+        shutil.rmtree(alive, ignore_errors=True)
+
+
+def test_a_live_owner_is_kept_when_the_wall_clock_moves(tmp_path: Path, monkeypatch) -> None:
+    """psutil's create_time moves with the wall clock's boot time; the owner record does not."""
+    import ml_experiment._tmp as tmp_module
+
+    alive = make_private_dir("mlx-live-")
+    try:
+        record = (alive / OWNER_FILE).read_text().split()
+        if not record[1].startswith("ticks:"):
+            pytest.skip("no /proc: the start time is psutil's create_time")
+        shutil.move(str(alive), str(tmp_path / alive.name))
+        alive = tmp_path / alive.name
+        real = tmp_module._start_time
+        monkeypatch.setattr(tmp_module, "_start_time", lambda pid: (real(pid) or 0) + 1.0)
+        reused = tmp_path / "mlx-reused"  # our pid, another start: removed
+        reused.mkdir()
+        (reused / OWNER_FILE).write_text(f"{os.getpid()} ticks:{int(record[1][6:]) + 1}\n")
+        assert remove_stale("mlx-", base=tmp_path) == [reused]
+        assert alive.exists()
     finally:
         shutil.rmtree(alive, ignore_errors=True)

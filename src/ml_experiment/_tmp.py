@@ -2,7 +2,10 @@
 
 A process killed with SIGKILL cannot remove its temporary folders; each one made here records the
 owner's pid and start time, so the next start can remove exactly those whose owner is gone (a pid
-alone could have been reused by another process).
+alone could have been reused by another process). On Linux the start time is the kernel's count
+of clock ticks since boot: psutil's ``create_time`` adds the boot time of ``/proc/stat``, whole
+seconds derived from the wall clock, which moves by a second when the clock is adjusted (and by
+hours when a virtual machine resumes), and a live owner would then look gone.
 """
 
 from __future__ import annotations
@@ -28,6 +31,21 @@ def _start_time(pid: int) -> float | None:
         return None
 
 
+def _ticks(pid: int) -> str | None:
+    """The process's start in clock ticks after boot (Linux), None if unknown or gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        return stat.rsplit(b")", 1)[1].split()[19].decode()  # field 22; the name may hold ")"
+    except (OSError, IndexError, UnicodeDecodeError):
+        return None
+
+
+def _start_mark(pid: int) -> str:
+    ticks = _ticks(pid)
+    return f"ticks:{ticks}" if ticks is not None else f"{_start_time(pid) or 0:.3f}"
+
+
 def make_private_dir(prefix: str = PREFIX) -> Path:
     """A new folder in the temp dir, mode 0700, recording this process as its owner.
 
@@ -39,7 +57,7 @@ def make_private_dir(prefix: str = PREFIX) -> Path:
         remove_stale()
     path = Path(tempfile.mkdtemp(prefix=prefix))  # mkdtemp: 0700, owned by us
     os.chmod(path, 0o700)
-    (path / OWNER_FILE).write_text(f"{os.getpid()} {_start_time(os.getpid()) or 0:.3f}\n")
+    (path / OWNER_FILE).write_text(f"{os.getpid()} {_start_mark(os.getpid())}\n")
     return path
 
 
@@ -56,7 +74,15 @@ def private_dir(prefix: str = PREFIX) -> Iterator[Path]:
 def _owner_alive(owner: str) -> bool:
     try:
         pid_text, started_text = owner.split()
-        pid, started = int(pid_text), float(started_text)
+        pid = int(pid_text)
+        if started_text.startswith("ticks:"):
+            ticks = _ticks(pid)
+            if ticks is None:  # gone, or its start cannot be read: keep the folder of a live pid
+                import psutil
+
+                return bool(psutil.pid_exists(pid))
+            return ticks == started_text.removeprefix("ticks:")
+        started = float(started_text)  # recorded by an older version, or where /proc is not
     except ValueError:
         return True  # not ours to judge
     now = _start_time(pid)
