@@ -178,7 +178,9 @@ try:
 except ValueError as exc:
     print("refused:", exc)
 start.close()
-print("alive:", [p.pid for p in psutil.Process().children(recursive=True) if p.status() != "zombie"])
+# Killed ones may still be exiting: give them the time they take, not more.
+_, left = psutil.wait_procs(psutil.Process().children(recursive=True), timeout=10)
+print("alive:", [p.pid for p in left])
 """
 
 
