@@ -215,3 +215,22 @@ def test_hostile_job_files_through_the_cli(tmp_path: Path, name: str, expected: 
     assert err.startswith(f"error: {BAD / name}: ") and "\n" not in err, err
     assert expected in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cluster_address_nothing_answers_at_is_one_line_at_once(tmp_path: Path) -> None:
+    """``ray.init`` would wait for it without end; the group says so before a study or a run."""
+    from tests.services import free_port
+
+    write(tmp_path / "t.py", TYPED)
+    address = f"127.0.0.1:{free_port()}"
+    write(
+        tmp_path / "g.yaml",
+        "name: g\nkind: group\nparam_space: {lr: 'uniform(0, 1)'}\nmetric: a\nnum_trials: 1\n"
+        f"ray_config: {{address: '{address}'}}\nrun: [t.py]\n",
+    )
+    res = run_cli("run", "g.yaml", cwd=tmp_path, timeout=60)
+    assert res.returncode == 2, res.stderr
+    err = res.stderr.strip()
+    assert err.startswith("error: ") and "\n" not in err, err
+    assert f"g.yaml: ray_config.address: nothing answers at {address}" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.yaml", "t.py"]

@@ -79,6 +79,7 @@ def ray_session(config: Any) -> Iterator[None]:
     temp_dir = None
     try:  # a failed start too leaves neither Ray's processes nor its folder
         if rc.address:
+            check_reachable(config)
             ship_code(config, kwargs)
             ray.init(address=rc.address, **kwargs)
         else:
@@ -112,6 +113,34 @@ def ray_session(config: Any) -> Iterator[None]:
         ray.shutdown()
         if temp_dir:
             shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def check_reachable(config: Any, timeout: float = 5.0) -> None:
+    """Joining ``host:port``: something must answer there; ``ray.init`` would wait without end.
+
+    Checked where Ray will connect (it replaces a loopback host with this node's address).
+    ``auto`` and ``ray://`` addresses are left to Ray.
+    """
+    import socket
+
+    address = str(config.ray_config.address)
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+
+        host, _, port = str(canonicalize_bootstrap_address(address) or address).rpartition(":")
+    except Exception:  # Ray's own init says what is wrong with the address
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"nothing answers at {address} ({host}:{port}): {exc.strerror or exc}",
+            source=getattr(config, "source", None),
+            field="ray_config.address",
+        ) from None
 
 
 # Never shipped to a cluster with the code: the knowledge center, version control, outputs.

@@ -3,10 +3,11 @@
 A local ``ray.init`` takes seconds, mostly waiting on the processes it starts (GCS, API server,
 raylet), and needs nothing the driver prepares; the study, the capture and the DataLoader need
 nothing of Ray. So Ray comes up on :class:`RayStart`'s thread while the driver does the rest,
-and the first trial is dispatched once both are ready. Where nothing before the trials needs
-it, the knowledge center (MLflow's import and store: seconds of CPU) opens on the group's
-writer thread meanwhile (:func:`open_store`), which then starts the parent run and writes each
-trial's record.
+and the first trial is dispatched once both are ready. Joining a running cluster, the driver
+first connects (a fraction of a second), then does the rest while the job's workers start.
+Where nothing before the trials needs it, the knowledge center (MLflow's import and store:
+seconds of CPU) opens on the group's writer thread meanwhile (:func:`open_store`), which then
+starts the parent run and writes each trial's record.
 
 The thread lives as long as the Ray session: Ray starts its local processes with
 ``PR_SET_PDEATHSIG``, which fires when the *thread* that started them ends, so it also runs
@@ -26,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ml_experiment.exceptions import ConfigError
 from ml_experiment.execution._ray import ray_session
 
 if TYPE_CHECKING:
@@ -90,8 +92,8 @@ def again_on_import_deadlock(fn: Callable[[], T]) -> T:
 class RayStart:
     """``ray_session(config)`` entered and left on a thread of its own.
 
-    ``start()`` returns at once; ``ready()`` waits until Ray is up and raises what starting it
-    raised; ``release()`` lets the thread shut Ray down (in the background) and ``close()``
+    ``start()`` returns at once, or joining a cluster once connected; ``ready()`` waits until
+    Ray is up and raises what starting it raised; ``release()`` lets the thread shut Ray down (in the background) and ``close()``
     waits for that. With a Ray session already open in this process nothing is started.
     """
 
@@ -121,6 +123,13 @@ class RayStart:
             target=context.run, args=(self._own,), name="ml-experiment-ray", daemon=True
         )
         self._thread.start()
+        if getattr(self.config.ray_config, "address", None):
+            # Joining, the connection is Python work (importing Ray, packing the code) that the
+            # study and the capture would slow through the GIL, and the job's workers start only
+            # once it is made: first connect, then the rest beside the workers' start (-0.2 s).
+            self._up.wait()
+            if isinstance(self._error, ConfigError):  # bad input: before anything is written
+                raise self._error
 
     def _own(self) -> None:
         self.phases.begin("ray_start")
