@@ -93,8 +93,9 @@ class RayStart:
     """``ray_session(config)`` entered and left on a thread of its own.
 
     ``start()`` returns at once, or joining a cluster once connected; ``ready()`` waits until
-    Ray is up and raises what starting it raised; ``release()`` lets the thread shut Ray down (in the background) and ``close()``
-    waits for that. With a Ray session already open in this process nothing is started.
+    Ray is up and raises what starting it raised; ``release()`` lets the thread shut Ray down
+    (in the background) and ``close()`` waits for that. With a Ray session already open in
+    this process nothing is started.
     """
 
     def __init__(self, config: Any, phases: Phases | None = None) -> None:
