@@ -32,6 +32,7 @@ import itertools
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import statistics
@@ -669,6 +670,19 @@ def _startup_row(run: Launch, first: float) -> dict[str, Any]:
     }
 
 
+def _bare_row(run: Launch) -> dict[str, Any]:
+    """``jobs/bare_ray.py``'s first task, from its launch."""
+    text = (run.cwd / "command.log").read_text(errors="replace")
+    found = re.findall(r"^first_task (\S+)$", text, flags=re.M)
+    if not found:
+        raise BenchmarkError(f"bare_ray.py printed no first task: {text[-2000:]}")
+    return {
+        "first_trial_s": round(float(found[-1]) - run.t_launch, 3),
+        "command_s": round(run.wall_s, 3),
+        "phases": {},
+    }
+
+
 @contextlib.contextmanager
 def ray_head(num_cpus: int = 2) -> Iterator[tuple[str, dict[str, str]]]:
     """``ray start --head --block`` on 127.0.0.1 (no dashboard), stopped by its process group."""
@@ -716,7 +730,9 @@ def bench_startup(repeats: int, keep: bool = False) -> dict[str, Any]:
     exists, and a folder whose store exists with ``ray_config.address`` naming a running local
     head (``ray start --head``); ``repeats`` commands each, medians reported."""
     trivial = [*cli_command(), "run", str(JOBS / "trivial.yaml"), "--num_trials", "4"]
-    rows: dict[str, list[dict[str, Any]]] = {"fresh": [], "existing_store": [], "warm": []}
+    rows: dict[str, list[dict[str, Any]]] = {
+        "fresh": [], "existing_store": [], "warm": [], "bare_ray": [],
+    }  # fmt: skip
     for _ in range(repeats):
         wd = _workdir("start-fresh")
         try:
@@ -736,6 +752,11 @@ def bench_startup(repeats: int, keep: bool = False) -> dict[str, Any]:
                 run = launch(warm, wd, env=env)
                 first = _first_trial_after(wd / "mlruns.db", run.t_launch)
                 rows["warm"].append(_startup_row(run, first))
+            # The floor: Ray alone, joining the same head with the same code shipped.
+            bare = [sys.executable, str(JOBS / "bare_ray.py"), address, str(JOBS)]
+            for _ in range(repeats):
+                run = launch(bare, wd, env=env)
+                rows["bare_ray"].append(_bare_row(run))
         finally:
             _cleanup(wd, keep)
     out: dict[str, Any] = {"repeats": repeats, "runs": rows}
@@ -743,6 +764,7 @@ def bench_startup(repeats: int, keep: bool = False) -> dict[str, Any]:
         out[kind] = {
             key: round(statistics.median(r[key] for r in runs), 3)
             for key in ("first_trial_s", "first_trial_from_group_s", "command_s")
+            if all(key in r for r in runs)
         }
         names = {k for r in runs for k in r["phases"]}
         out[kind]["phases"] = {
@@ -976,6 +998,10 @@ def _targets(results: dict[str, Any]) -> dict[str, Any]:
     for kind, limit in STARTUP_TARGETS.items():
         if kind in st:
             out[f"first_trial_{kind}_s<={limit}"] = st[kind]["first_trial_s"] <= limit
+    if "warm" in st and "bare_ray" in st:  # what the group adds to Ray's own floor
+        out["first_trial_warm_over_bare_ray_s"] = round(
+            st["warm"]["first_trial_s"] - st["bare_ray"]["first_trial_s"], 3
+        )
     main_job = results.get("main_job", {}).get("README main job", {})
     if "command_ratio_to_glue" in main_job:
         out["main_job_command_ratio_to_glue"] = main_job["command_ratio_to_glue"]
@@ -1056,6 +1082,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             "fresh": "fresh (new store)",
             "existing_store": "store exists",
             "warm": "store exists, running local head (`ray_config.address`)",
+            "bare_ray": "floor: a bare Ray driver on that head (`ray.init` + one task)",
         }
         for kind, label in names.items():
             v = st.get(kind)
@@ -1063,7 +1090,7 @@ def render_markdown(results: dict[str, Any]) -> str:
                 continue
             p = v["phases"]
             lines.append(
-                f"| {label} | {_fmt(v['first_trial_s'], 2)} | {_fmt(v['first_trial_from_group_s'], 2)} "
+                f"| {label} | {_fmt(v['first_trial_s'], 2)} | {_fmt(v.get('first_trial_from_group_s'), 2)} "
                 f"| {_fmt(v['command_s'], 1)} | {_fmt(p.get('imports'), 2)} | {_fmt(p.get('store'), 2)} "
                 f"| {_fmt(p.get('ray_start'), 2)} | {_fmt(p.get('ray_wait'), 2)} "
                 f"| {_fmt(p.get('ray_shutdown'), 2)} |"

@@ -93,6 +93,7 @@ def test_phases_targets_and_tables_from_a_groups_timings(bench, tmp_path: Path):
                 "fresh": {**row, "phases": ph},
                 "existing_store": {**row, "first_trial_s": 3.6, "phases": ph},
                 "warm": {**row, "first_trial_s": 1.2, "phases": ph},
+                "bare_ray": {"first_trial_s": 0.9, "command_s": 1.5, "phases": {}},
             }
         },
     }
@@ -102,8 +103,12 @@ def test_phases_targets_and_tables_from_a_groups_timings(bench, tmp_path: Path):
     assert targets["first_trial_fresh_s<=4.0"] is False
     assert targets["first_trial_existing_store_s<=3.5"] is False
     assert targets["first_trial_warm_s<=1.5"] is True
+    assert targets["first_trial_warm_over_bare_ray_s"] == 0.3
     md = bench.render_markdown({"startup": results["startup"], "targets": targets})
     assert "| store exists, running local head" in md and "`first_trial_warm_s<=1.5`: True" in md
+    assert (
+        "| floor: a bare Ray driver on that head (`ray.init` + one task) | 0.90 | - | 1.5 |" in md
+    )
     line = bench._phase_line(ph)
     assert "Ray start 3.45" in line and "interpreter exit 0.50" in line
 
