@@ -124,7 +124,7 @@ class RayStart:
             target=context.run, args=(self._own,), name="ml-experiment-ray", daemon=True
         )
         self._thread.start()
-        if getattr(self.config.ray_config, "address", None):
+        if self.config.ray_config.address:
             # Joining, the connection is Python work (importing Ray, packing the code) that the
             # study and the capture would slow through the GIL, and the job's workers start only
             # once it is made: first connect, then the rest beside the workers' start (-0.2 s).
