@@ -1,5 +1,6 @@
 import io
 import os
+import select
 import subprocess
 import sys
 import textwrap
@@ -245,3 +246,26 @@ def test_stream_replaced_inside_the_block_is_kept(tmp_path, monkeypatch):
     with ConsoleCapture(tmp_path / "console.log", echo=False):
         sys.stdout = mine
     assert sys.stdout is mine
+
+
+@posix_only
+def test_the_last_output_is_logged_when_the_reader_wakes_late(tmp_path, monkeypatch):
+    """On a loaded machine the reader may lose the CPU right after an empty poll, and wake only
+    once the block has ended: what was written before the end is still logged."""
+    import types
+
+    import ml_experiment.tracking.console as console
+
+    def late_select(r, w, x, timeout):
+        ready = select.select(r, w, x, timeout)
+        if not ready[0]:
+            time.sleep(0.3)  # descheduled between the empty poll and its next step
+        return ready
+
+    monkeypatch.setattr(console, "select", types.SimpleNamespace(select=late_select))
+    for attempt in range(4):
+        log = tmp_path / f"console-{attempt}.log"
+        with ConsoleCapture(log, echo=False):
+            time.sleep(0.08)  # the reader's first poll came back empty: it is "asleep"
+            os.write(1, b"the last line\n")
+        assert log.read_text() == "the last line\n", attempt

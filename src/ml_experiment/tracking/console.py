@@ -175,9 +175,12 @@ class _Pump(threading.Thread):
         logging = True
         while True:
             if logging and _CAN_POLL:
-                ready, _, _ = select.select([self._read_fd], [], [], _POLL_S)
+                # The end is read before polling: all written before it is then in the pipe. Read
+                # after an empty poll, a late wake-up would drop what came in between.
+                closing = self._closing.is_set()
+                ready, _, _ = select.select([self._read_fd], [], [], 0 if closing else _POLL_S)
                 if not ready:
-                    if self._closing.is_set():
+                    if closing:
                         # Block over, pipe empty, yet a writer remains (a lingering child):
                         # stop logging, keep forwarding its output until it exits.
                         logging = False
