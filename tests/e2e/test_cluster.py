@@ -144,9 +144,19 @@ def _stalled(run: subprocess.Popen[str], cluster: Cluster, tracking_uri: str, na
 
 
 @pytest.fixture
-def two_nodes(tmp_path: Path) -> Iterator[Cluster]:
+def two_nodes(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         pytest.skip("a node without the driver's disk needs root and unshare (util-linux)")
+    from filelock import FileLock
+
+    # One such cluster at a time across xdist workers: two declare 16 CPUs and start 16 workers
+    # on what is, in CI, a 2-core machine beside the other worker's tests. (xdist_group would
+    # say it more plainly, but with pytest 9.2 and xdist 3.8 it groups nothing.)
+    with FileLock(tmp_path_factory.getbasetemp().parent / "two-node-cluster.lock"):
+        yield from _two_nodes(tmp_path)
+
+
+def _two_nodes(tmp_path: Path) -> Iterator[Cluster]:
     port = free_port()
     temp = tempfile.mkdtemp(prefix="mlx-cluster-")
     common = ["--block", "--node-ip-address=127.0.0.1", "--num-cpus=4", "--disable-usage-stats"]
