@@ -222,14 +222,18 @@ def s3_server(bucket: str = "mlflow") -> Iterator[dict[str, str]]:
     ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
     cmd = [weed, "server", "-dir", str(base), "-ip", "127.0.0.1", "-ip.bind", "127.0.0.1", "-s3"]
     cmd += [f"-{name}.port={port}" for name, port in ports.items()]
-    cmd += [f"-{name}.port.grpc={free_port()}" for name in ports]
+    grpc_ports = {name: free_port() for name in ports}
+    cmd += [f"-{name}.port.grpc={port}" for name, port in grpc_ports.items()]
+    cmd += [f"-s3.localSocket={base / 's3.sock'}", f"-filer.localSocket={base / 'filer.sock'}"]
     # Its Iceberg and Lance listeners default to fixed ports (8181, 9101): off, so that two
     # servers (two test workers) can run at once.
     cmd += ["-s3.port.iceberg=0", "-s3.port.lance=0"]
     cmd += ["-master.volumeSizeLimitMB=64", "-volume.max=8"]
+    # Its logs go to the temp dir: ours, so that they go with it.
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env={**os.environ, "TMPDIR": str(base)},
+    )  # fmt: skip
     env = {
         "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{ports['s3']}",
         "AWS_ACCESS_KEY_ID": S3_KEYS["aws_access_key_id"],
@@ -253,6 +257,8 @@ def s3_server(bucket: str = "mlflow") -> Iterator[dict[str, str]]:
     finally:
         stop_process(proc, grace=5)  # weed drains for a while after SIGTERM
         shutil.rmtree(base, ignore_errors=True)
+        for name, port in grpc_ports.items():  # always in /tmp, named by port
+            Path(f"/tmp/seaweedfs-{name}-grpc-{port}.sock").unlink(missing_ok=True)
 
 
 def s3_keys(settings: dict[str, str], bucket: str = "mlflow") -> set[str]:

@@ -83,8 +83,16 @@ def docker_host() -> Iterator[str]:
     finally:
         _stop(proc)
         log.close()
-        subprocess.run(["umount", "-R", str(root / "data")], capture_output=True, check=False)
+        _unmount_below(root)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _unmount_below(root: Path) -> None:
+    """What dockerd left mounted under ``root`` (its data root, its default netns): rmtree stops
+    at a mount point, and the folder would stay in /tmp."""
+    points = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for point in sorted((p for p in points if p.startswith(f"{root}/")), key=len, reverse=True):
+        subprocess.run(["umount", point], capture_output=True, check=False)
 
 
 def _rootfs_tarball() -> Path:
