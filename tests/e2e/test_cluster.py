@@ -30,7 +30,18 @@ pytestmark = pytest.mark.slow
 RAY = str(Path(sys.executable).parent / "ray")
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 
-OBJECTIVE = """
+# Every process that imports a job script here (the driver, each worker) prints all its
+# threads' stacks to a file of its own on SIGUSR2: a stalled test shows where each one waits.
+STACKS = """
+import faulthandler, os, signal
+if os.environ.get("MLX_TEST_STACKS"):
+    _stacks = open(os.path.join(os.environ["MLX_TEST_STACKS"], f"{os.getpid()}.txt"), "w")
+    faulthandler.register(signal.SIGUSR2, file=_stacks, all_threads=True)
+"""
+
+OBJECTIVE = (
+    STACKS
+    + """
 import time
 from pathlib import Path
 from ml_experiment import job, Trial
@@ -48,6 +59,7 @@ def main(x: float = 0.0):
     Path("weights.txt").write_text(str(x))
     return {"y": x}, {"model": "weights.txt"}
 """
+)
 
 
 def _stop(proc: subprocess.Popen[Any]) -> None:
@@ -64,6 +76,29 @@ class Cluster(str):
 
     second: subprocess.Popen[bytes]
     temp: str  # both nodes' Ray folders (the second node shares the head's)
+    env: dict[str, str]  # what the nodes run with, for the driver too
+
+
+def _stacks(folder: Path) -> str:
+    """Each live process that registered in ``folder`` (see STACKS): its command and stacks."""
+    import psutil
+
+    asked = {}
+    for file in sorted(folder.glob("*.txt")):
+        pid = int(file.stem)
+        try:
+            caught = int(Path(f"/proc/{pid}/status").read_text().split("SigCgt:")[1].split()[0], 16)
+            if not caught & (1 << (signal.SIGUSR2 - 1)):  # another process took the pid
+                continue
+            command = " ".join(psutil.Process(pid).cmdline()).strip()[:200]
+            os.kill(pid, signal.SIGUSR2)
+        except (OSError, IndexError, psutil.Error):
+            continue
+        asked[file] = f"pid {pid}: {command}"
+    time.sleep(2)  # each one writes from its own signal handler
+    return "\n".join(
+        f"--- {who}\n{file.read_text(errors='replace')}" for file, who in asked.items()
+    )
 
 
 def _trial_times(tracking_uri: str, experiment: str) -> str:
@@ -135,11 +170,13 @@ def _db_clients(conn: Any, database: str, server_port: int) -> dict[int, int]:
 
 def _stalled(run: subprocess.Popen[str], cluster: Cluster, tracking_uri: str, name: str) -> str:
     """What a group that ran out of time shows: its output, its trials' times, Ray's complaints."""
+    stacks = _stacks(Path(cluster.env["MLX_TEST_STACKS"]))
     _stop(run)
     out = run.communicate()[0] or ""  # with what an interrupted communicate() had read
     return (
         f"the group did not end in time; its output:\n{out}\n"
-        f"{_trial_times(tracking_uri, name)}\n{_ray_complaints(cluster.temp)}"
+        f"{_trial_times(tracking_uri, name)}\n{_ray_complaints(cluster.temp)}\n"
+        f"the stacks of the driver and of each worker that ran a trial:\n{stacks}"
     )
 
 
@@ -159,11 +196,13 @@ def two_nodes(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 def _two_nodes(tmp_path: Path) -> Iterator[Cluster]:
     port = free_port()
     temp = tempfile.mkdtemp(prefix="mlx-cluster-")
+    env = {**ENV, "MLX_TEST_STACKS": os.path.join(temp, "stacks")}
+    os.mkdir(env["MLX_TEST_STACKS"])
     common = ["--block", "--node-ip-address=127.0.0.1", "--num-cpus=4", "--disable-usage-stats"]
     head = subprocess.Popen(
         [RAY, "start", "--head", f"--port={port}", f"--temp-dir={temp}",
          "--include-dashboard=false", f"--dashboard-agent-listen-port={free_port()}", *common],
-        env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     hidden = [tmp_path / "project", tmp_path / "server"]
     for folder in hidden:
@@ -183,7 +222,7 @@ def _two_nodes(tmp_path: Path) -> Iterator[Cluster]:
         node = " ".join([RAY, "start", f"--address=127.0.0.1:{port}", agent, *common])
         second = subprocess.Popen(
             ["unshare", "-m", "--propagation", "private", "sh", "-c", f"{mounts} && exec {node}"],
-            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         count = (
             "import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); "
@@ -202,6 +241,7 @@ def _two_nodes(tmp_path: Path) -> Iterator[Cluster]:
         cluster = Cluster(f"127.0.0.1:{port}")
         cluster.second = second
         cluster.temp = temp
+        cluster.env = env
         yield cluster
     finally:
         if second is not None:
@@ -247,7 +287,7 @@ def test_group_on_two_nodes_without_a_shared_disk(
         "run": ["objective.py"],
     }
     write(project / "g.json", json.dumps(job))
-    env = {**ENV, "MLFLOW_TRACKING_URI": mlflow_server}
+    env = {**two_nodes.env, "MLFLOW_TRACKING_URI": mlflow_server}
     run = subprocess.Popen(
         [str(Path(sys.executable).parent / "ml-experiment"), "run", "g.json", "-q"],
         cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -305,7 +345,9 @@ def test_group_on_two_nodes_without_a_shared_disk(
         )
 
 
-SLOW = """
+SLOW = (
+    STACKS
+    + """
 import time
 from ml_experiment import job
 
@@ -314,6 +356,7 @@ def main(x: float = 0.0):
     time.sleep(3.0)  # long enough for the kill to land mid-trial
     return {"y": x}
 """
+)
 
 
 def test_a_node_lost_mid_trial_fails_its_trials_and_the_group_finishes(
@@ -340,7 +383,7 @@ def test_a_node_lost_mid_trial_fails_its_trials_and_the_group_finishes(
         "run": ["slow.py"],
     }
     write(project / "g.json", json.dumps(job))
-    env = {**ENV, "MLFLOW_TRACKING_URI": mlflow_server}
+    env = {**two_nodes.env, "MLFLOW_TRACKING_URI": mlflow_server}
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "ml-experiment"), "run", "g.json", "-q"],
         cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
