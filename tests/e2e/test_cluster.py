@@ -168,15 +168,56 @@ def _db_clients(conn: Any, database: str, server_port: int) -> dict[int, int]:
     }
 
 
-def _stalled(run: subprocess.Popen[str], cluster: Cluster, tracking_uri: str, name: str) -> str:
-    """What a group that ran out of time shows: its output, its trials' times, Ray's complaints."""
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].split("/")[0])
+
+
+def _services(pg_url: str, urls: list[str]) -> str:
+    """PostgreSQL's sessions (the study's and the tracking server's) and the servers' stacks."""
+    import psutil
+    import psycopg
+
+    found = ["postgres sessions: database | pid | state | waits on | in a transaction for | query"]
+    try:
+        with psycopg.connect(pg_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT datname, pid, state, concat(wait_event_type, ':', wait_event), "
+                "now() - xact_start, left(regexp_replace(query, '\\s+', ' ', 'g'), 160) "
+                "FROM pg_stat_activity WHERE datname IS NOT NULL AND pid <> pg_backend_pid()"
+            ).fetchall()
+        found += [" | ".join(map(str, row)) for row in rows]
+    except Exception as exc:
+        found.append(f"(none read: {exc})")
+    ports = {_port(url) for url in urls}
+    listening = {
+        c.pid for c in psutil.net_connections("tcp")
+        if c.pid and c.status == psutil.CONN_LISTEN and c.laddr.port in ports
+    }  # fmt: skip
+    spy = Path(sys.executable).parent / "py-spy"
+    for pid in sorted(listening):
+        if not spy.exists():
+            found.append("(py-spy is not installed: no stacks of the servers)")
+            break
+        dump = subprocess.run(
+            [str(spy), "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=60
+        )
+        found.append(f"--- py-spy dump --pid {pid}\n{dump.stdout}{dump.stderr}")
+    return "\n".join(found)
+
+
+def _stalled(
+    run: subprocess.Popen[str], cluster: Cluster, pg_url: str, urls: list[str], name: str
+) -> str:
+    """What a group that ran out of time shows: its output, its trials' times, Ray's complaints,
+    where its processes wait, and what the database and the servers are doing meanwhile."""
     stacks = _stacks(Path(cluster.env["MLX_TEST_STACKS"]))
+    services = _services(pg_url, urls)
     _stop(run)
     out = run.communicate()[0] or ""  # with what an interrupted communicate() had read
     return (
         f"the group did not end in time; its output:\n{out}\n"
-        f"{_trial_times(tracking_uri, name)}\n{_ray_complaints(cluster.temp)}\n"
-        f"the stacks of the driver and of each worker that ran a trial:\n{stacks}"
+        f"{_trial_times(urls[0], name)}\n{_ray_complaints(cluster.temp)}\n"
+        f"the stacks of the driver and of each worker that ran a trial:\n{stacks}\n{services}"
     )
 
 
@@ -300,14 +341,15 @@ def test_group_on_two_nodes_without_a_shared_disk(
             live = _db_clients(conn, database, conn.info.port)
             peak, owners = max(peak, len(live)), owners | set(live.values())
             if time.time() > deadline:
-                pytest.fail(_stalled(run, two_nodes, mlflow_server, "two-nodes"))
+                servers = [mlflow_server] + ([study_url] if storage == "grpc" else [])
+                pytest.fail(_stalled(run, two_nodes, pg_database, servers, "two-nodes"))
             time.sleep(0.2)
     out = run.stdout.read() if run.stdout else ""
     assert run.returncode == 0, out
     if storage == "grpc":  # the proxy's pool only (1 connection, 2 more under load)
         proxy = {
             c.pid for c in psutil.net_connections("tcp")
-            if c.status == psutil.CONN_LISTEN and c.laddr.port == int(study_url.rsplit(":", 1)[1])
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == _port(study_url)
         }  # fmt: skip
         assert owners == proxy and 1 <= peak <= 3, (owners, proxy, peak)
     else:  # each of the 9 processes (driver + 8 workers) keeps at most 3
@@ -410,7 +452,7 @@ def test_a_node_lost_mid_trial_fails_its_trials_and_the_group_finishes(
         try:
             out, _ = proc.communicate(timeout=400)
         except subprocess.TimeoutExpired:
-            pytest.fail(_stalled(proc, two_nodes, mlflow_server, "lose-a-node"))
+            pytest.fail(_stalled(proc, two_nodes, pg_database, [mlflow_server], "lose-a-node"))
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
