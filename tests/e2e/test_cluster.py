@@ -179,7 +179,8 @@ def _services(pg_url: str, urls: list[str]) -> str:
 
     found = ["postgres sessions: database | pid | state | waits on | in a transaction for | query"]
     try:
-        with psycopg.connect(pg_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        admin = pg_url.rsplit("/", 1)[0] + "/postgres"
+        with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
             rows = conn.execute(
                 "SELECT datname, pid, state, concat(wait_event_type, ':', wait_event), "
                 "now() - xact_start, left(regexp_replace(query, '\\s+', ' ', 'g'), 160) "
@@ -198,10 +199,13 @@ def _services(pg_url: str, urls: list[str]) -> str:
         if not spy.exists():
             found.append("(py-spy is not installed: no stacks of the servers)")
             break
-        dump = subprocess.run(
-            [str(spy), "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=60
-        )
-        found.append(f"--- py-spy dump --pid {pid}\n{dump.stdout}{dump.stderr}")
+        try:
+            dump = subprocess.run(
+                [str(spy), "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=60
+            )
+            found.append(f"--- py-spy dump --pid {pid}\n{dump.stdout}{dump.stderr}")
+        except subprocess.TimeoutExpired:
+            found.append(f"--- py-spy dump --pid {pid}: no answer in 60 s")
     return "\n".join(found)
 
 
