@@ -86,9 +86,24 @@ def open_sockets(procs: list[psutil.Process]) -> dict[tuple[str, int, str], str]
     return out
 
 
+def port_of(url: str) -> int:
+    """The port of a ``scheme://host:port[/...]`` URL."""
+    return int(url.rsplit(":", 1)[1].split("/")[0])
+
+
+def listening_pids(ports: set[int]) -> set[int]:
+    """The processes with a TCP socket listening on any of ``ports``."""
+    import psutil
+
+    return {
+        c.pid for c in psutil.net_connections("tcp")
+        if c.pid and c.status == psutil.CONN_LISTEN and c.laddr.port in ports
+    }  # fmt: skip
+
+
 def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
     """Until ``url``/health answers 200 from ``proc`` itself (not from whatever holds the port)."""
-    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    port = port_of(url)
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import write
-from tests.services import free_port, s3_keys
+from tests.services import free_port, listening_pids, port_of, s3_keys
 
 pytestmark = pytest.mark.slow
 
@@ -168,13 +168,8 @@ def _db_clients(conn: Any, database: str, server_port: int) -> dict[int, int]:
     }
 
 
-def _port(url: str) -> int:
-    return int(url.rsplit(":", 1)[1].split("/")[0])
-
-
 def _services(pg_url: str, urls: list[str]) -> str:
     """PostgreSQL's sessions (the study's and the tracking server's) and the servers' stacks."""
-    import psutil
     import psycopg
 
     found = ["postgres sessions: database | pid | state | waits on | in a transaction for | query"]
@@ -189,13 +184,8 @@ def _services(pg_url: str, urls: list[str]) -> str:
         found += [" | ".join(map(str, row)) for row in rows]
     except Exception as exc:
         found.append(f"(none read: {exc})")
-    ports = {_port(url) for url in urls}
-    listening = {
-        c.pid for c in psutil.net_connections("tcp")
-        if c.pid and c.status == psutil.CONN_LISTEN and c.laddr.port in ports
-    }  # fmt: skip
     spy = Path(sys.executable).parent / "py-spy"
-    for pid in sorted(listening):
+    for pid in sorted(listening_pids({port_of(url) for url in urls})):
         if not spy.exists():
             found.append("(py-spy is not installed: no stacks of the servers)")
             break
@@ -210,17 +200,23 @@ def _services(pg_url: str, urls: list[str]) -> str:
 
 
 def _stalled(
-    run: subprocess.Popen[str], cluster: Cluster, pg_url: str, urls: list[str], name: str
+    run: subprocess.Popen[str],
+    cluster: Cluster,
+    tracking_uri: str,
+    name: str,
+    pg_url: str,
+    proxy: str | None = None,
 ) -> str:
     """What a group that ran out of time shows: its output, its trials' times, Ray's complaints,
-    where its processes wait, and what the database and the servers are doing meanwhile."""
+    where its processes wait, and what the database and the servers (tracking, the study's
+    gRPC ``proxy``) are doing meanwhile."""
     stacks = _stacks(Path(cluster.env["MLX_TEST_STACKS"]))
-    services = _services(pg_url, urls)
+    services = _services(pg_url, [tracking_uri] + ([proxy] if proxy else []))
     _stop(run)
     out = run.communicate()[0] or ""  # with what an interrupted communicate() had read
     return (
         f"the group did not end in time; its output:\n{out}\n"
-        f"{_trial_times(urls[0], name)}\n{_ray_complaints(cluster.temp)}\n"
+        f"{_trial_times(tracking_uri, name)}\n{_ray_complaints(cluster.temp)}\n"
         f"the stacks of the driver and of each worker that ran a trial:\n{stacks}\n{services}"
     )
 
@@ -307,7 +303,6 @@ def test_group_on_two_nodes_without_a_shared_disk(
 ) -> None:
     """8 workers (4 per node); with the gRPC proxy, the database sees its few connections only."""
     import optuna
-    import psutil
     import psycopg
     from mlflow.tracking import MlflowClient
 
@@ -345,17 +340,16 @@ def test_group_on_two_nodes_without_a_shared_disk(
             live = _db_clients(conn, database, conn.info.port)
             peak, owners = max(peak, len(live)), owners | set(live.values())
             if time.time() > deadline:
-                servers = [mlflow_server] + ([study_url] if storage == "grpc" else [])
-                pytest.fail(_stalled(run, two_nodes, pg_database, servers, "two-nodes"))
+                proxy = study_url if storage == "grpc" else None
+                pytest.fail(
+                    _stalled(run, two_nodes, mlflow_server, "two-nodes", pg_database, proxy)
+                )
             time.sleep(0.2)
     out = run.stdout.read() if run.stdout else ""
     assert run.returncode == 0, out
     if storage == "grpc":  # the proxy's pool only (1 connection, 2 more under load)
-        proxy = {
-            c.pid for c in psutil.net_connections("tcp")
-            if c.status == psutil.CONN_LISTEN and c.laddr.port == _port(study_url)
-        }  # fmt: skip
-        assert owners == proxy and 1 <= peak <= 3, (owners, proxy, peak)
+        proxy_pids = listening_pids({port_of(study_url)})
+        assert owners == proxy_pids and 1 <= peak <= 3, (owners, proxy_pids, peak)
     else:  # each of the 9 processes (driver + 8 workers) keeps at most 3
         assert 1 <= peak <= 27, peak
 
@@ -456,7 +450,7 @@ def test_a_node_lost_mid_trial_fails_its_trials_and_the_group_finishes(
         try:
             out, _ = proc.communicate(timeout=400)
         except subprocess.TimeoutExpired:
-            pytest.fail(_stalled(proc, two_nodes, pg_database, [mlflow_server], "lose-a-node"))
+            pytest.fail(_stalled(proc, two_nodes, mlflow_server, "lose-a-node", pg_database))
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
