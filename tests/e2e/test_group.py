@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -108,6 +109,7 @@ def test_group_on_local_ray_records_parent_and_children(workdir: Path, ray_local
     job = group_file(workdir / "g.json", num_trials=8, params={"meet": 60.0})
     outcome = run_group_inprocess(job)
     assert outcome.counts == {"complete": 8, "fail": 0, "pruned": 0}
+    assert gc.isenabled()  # held off while the group started, on again since
     parent, children = split_runs(workdir, "g")
     assert parent.info.status == "FINISHED"
     assert len(children) == 8 and all(c.info.status == "FINISHED" for c in children)
@@ -272,8 +274,11 @@ HERE = Path(__file__).parent
 class Arrays(DataLoader):
     @classmethod
     def load_data(cls):
+        import gc
+
         with (HERE / "loads.txt").open("a") as f:
             f.write(f"{os.getpid()}\\n")
+        (HERE / "collector.txt").write_text(str(gc.isenabled()))
         return {"X": np.arange(1_000_000, dtype=np.float64), "name": "demo"}
 
 @job(data_loader=Arrays)
@@ -295,6 +300,8 @@ def test_data_loader_runs_once_and_is_shared(workdir: Path, ray_local: None) -> 
     )
     run_group_inprocess(job)
     assert (workdir / "loads.txt").read_text().splitlines() == [str(os.getpid())]
+    # User code runs with Python's collector on, though the group's start holds it off.
+    assert (workdir / "collector.txt").read_text() == "True" and gc.isenabled()
     parent, children = split_runs(workdir, "shared")
     fp = parent.data.tags["data.fingerprint.Arrays"]
     import numpy as np
@@ -339,6 +346,7 @@ def test_a_group_that_fails_before_its_first_trial_is_still_recorded(
     )
     with pytest.raises(FileNotFoundError, match=r"events\.parquet"):
         run_group_inprocess(job)
+    assert gc.isenabled()
     parent, children = split_runs(workdir, "broken")
     assert parent.info.status == "FAILED" and children == []
     assert "FileNotFoundError: no such file: events.parquet" in parent.data.tags["error"]

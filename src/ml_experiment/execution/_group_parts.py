@@ -186,17 +186,37 @@ def job_end(group: Any, error: BaseException | None, duration: float, best: list
     )
 
 
+def interrupted_message(config: Any, counts: dict[str, int]) -> str:
+    done = sum(counts.values())
+    return (
+        f"group {config.name!r} interrupted after {done} of {config.num_trials} trials; run the "
+        "same command with --resume to continue it"
+    )
+
+
+def recorded_numbers(group: Any) -> set[int]:
+    """The trials a resumed group's parent run has records of (not those only opened)."""
+    runs = group.recorder.tracker.child_runs(group.config.name, group.parent.run_id or "")
+    return {
+        int(r.data.tags[TAG_TRIAL])
+        for r in runs
+        if TAG_TRIAL in r.data.tags and r.info.status != "RUNNING"  # opened, not written
+    }
+
+
 def group_report(parent_run_id: str, tracker: MLflowTracker) -> str | None:
     """The group's report, logged to the parent run; a failure to make it fails nothing."""
+    from ml_experiment._gc import held
     from ml_experiment.report import build_report
 
     try:
-        index = build_report(
-            parent_run_id,
-            tracking_uri=tracker.kc.tracking_uri,
-            log_to_run=True,
-            client=tracker.client,
-        )
+        with held():  # no user code, and the plots' imports and figures make little garbage
+            index = build_report(
+                parent_run_id,
+                tracking_uri=tracker.kc.tracking_uri,
+                log_to_run=True,
+                client=tracker.client,
+            )
     except Exception as exc:
         print(f"the group's report could not be made: {exc}", file=sys.stderr)
         return None

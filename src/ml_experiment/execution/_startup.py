@@ -242,6 +242,7 @@ def open_store(group: Any) -> None:
     with group.phases.span("store"):
         group.recorder = again_on_import_deadlock(recorder)
         group.recorder.tracker.experiment_id(group.config.name, "group")
+    group.hold.done("store")
 
 
 def start_parent(group: Any) -> None:
@@ -307,7 +308,8 @@ def load_data(group: Any) -> tuple[Any] | None:
         return None
     from ml_experiment.tracking.fingerprint import fingerprint
 
-    data = loader._compute()
+    with group.hold.user_code():
+        data = loader._compute()
     group.data = {loader.__name__: fingerprint(data)}
     group.parent.data.update(group.data)
     return (data,)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ml_experiment._exit import group_ended
+from ml_experiment._gc import Hold
 from ml_experiment._output import trial_output
 from ml_experiment._tmp import private_dir
 from ml_experiment.callbacks._dispatch import CallbackDispatcher
@@ -24,7 +25,9 @@ from ml_experiment.execution._group_parts import (
     fixed_params,
     group_metrics,
     group_report,
+    interrupted_message,
     job_end,
+    recorded_numbers,
     summarise,
     trial_record,
     write_trial,
@@ -55,8 +58,6 @@ if TYPE_CHECKING:
     from ml_experiment._job import JobFunction
     from ml_experiment.tracking.recorder import Recorder
 
-TAG_TRIAL = "ml_experiment.trial_number"
-
 
 class GroupRun:
     """Drives one group from start (or resume) to its outcome."""
@@ -64,12 +65,20 @@ class GroupRun:
     recorder: Recorder  # set by open_store: at once, or on the writer's thread
 
     def __init__(
-        self, config: Any, job_fn: JobFunction, script: Path, *, resume: bool, ray: RayStart
+        self,
+        config: Any,
+        job_fn: JobFunction,
+        script: Path,
+        *,
+        resume: bool,
+        ray: RayStart,
+        hold: Hold,
     ) -> None:
         from ml_experiment.tracking._mlflow import KnowledgeCenter
 
         self.config = config
         self.ray = ray
+        self.hold = hold
         self.phases = ray.phases
         self.job_fn = job_fn
         self.script = script.resolve()
@@ -190,14 +199,7 @@ class GroupRun:
 
     def _trials(self) -> None:
         if self.sweeper.resumed:
-            recorded = {
-                int(r.data.tags[TAG_TRIAL])
-                for r in self.recorder.tracker.child_runs(
-                    self.config.name, self.parent.run_id or ""
-                )
-                if TAG_TRIAL in r.data.tags and r.info.status != "RUNNING"  # opened, not written
-            }
-            for told in self.sweeper.recover(recorded):
+            for told in self.sweeper.recover(recorded_numbers(self)):
                 self._record(told, self._recorded_params(told), TrialResult(told.state))
             self.counts = self.sweeper.counts()
         with self.phases.span("data"):
@@ -206,6 +208,7 @@ class GroupRun:
             self._store_on_writer()
         with self.phases.span("ray_wait"):
             self.ray.ready()
+        self.hold.done("ray")
         executor = RayExecutor(self.config, slots(self.config))
         if data is not None:
             import ray
@@ -317,11 +320,7 @@ class GroupRun:
 
     # -- the end --------------------------------------------------------------------------
     def _interrupted_message(self) -> str:
-        done = sum(self.counts.values())
-        return (
-            f"group {self.config.name!r} interrupted after {done} of {self.config.num_trials} "
-            "trials; run the same command with --resume to continue it"
-        )
+        return interrupted_message(self.config, self.counts)
 
     def _finish(self, error: BaseException | None) -> GroupOutcome:
         record = self.parent
@@ -349,9 +348,8 @@ class GroupRun:
                 self.sweeper.mark_finished()
         finally:
             job_end(self, error, duration, best)
-        report = None
-        if error is None and self.config.report:
-            report = group_report(str(record.run_id), self.recorder.tracker)
+        wanted = error is None and self.config.report
+        report = group_report(str(record.run_id), self.recorder.tracker) if wanted else None
         show(
             group_summary(
                 name=self.config.name,
@@ -390,10 +388,12 @@ def run_group(
     """Run (or with ``resume`` continue) the group described by ``config``."""
     phases = Phases()
     phases.mark("group")
+    hold = Hold(("ray", "store"))  # the collector rests until Ray is up and the store is open
     ray = RayStart(config, phases)
     try:
-        return GroupRun(config, job_fn, script, resume=resume, ray=ray).run()
+        return GroupRun(config, job_fn, script, resume=resume, ray=ray, hold=hold).run()
     finally:
+        hold.release()
         ray.close()  # at once if the group ended normally: it shut down while the end was written
         phases.mark("end")
         phases.write()
