@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 SCRIPT = """
-import atexit, sqlite3, sys, threading, time
+import atexit, gc, sqlite3, sys, threading, time
 import sqlalchemy
 
 from ml_experiment import _exit
@@ -31,6 +31,8 @@ class Teardown:  # says when the interpreter tears the module down
 kept = Teardown()
 if sys.argv[2] == "thread":  # a thread of the user's still working: wait for it, as Python does
     threading.Thread(target=lambda: (time.sleep(0.5), print("thread done", flush=True))).start()
+if sys.argv[2] == "group":
+    gc.freeze()  # the engine among frozen objects: the leave still finds it
 if sys.argv[2] != "no-group":
     _exit.group_ended()
 print("buffered", end="")  # not flushed yet

@@ -34,6 +34,18 @@ def test_a_hold_ends_when_every_part_is_done() -> None:
     assert gc.get_freeze_count() > 0  # what the start loaded is left out of later collections
     hold.release()  # again: nothing more
     assert gc.isenabled()
+    hold.close()  # the group's end: every object is seen again
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_what_the_caller_froze_stays_frozen() -> None:
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    hold = Hold(("ray",))
+    assert not gc.isenabled()
+    hold.done("ray")
+    hold.close()
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
 
 
 def test_user_code_runs_with_the_collector_on_and_its_garbage_is_not_frozen() -> None:

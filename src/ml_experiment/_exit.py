@@ -34,6 +34,7 @@ def leave(code: object) -> None:
     atexit._run_exitfuncs()  # what a normal exit runs first: logging, filelock, MLflow, Ray
     sqlalchemy = sys.modules.get("sqlalchemy")
     if sqlalchemy is not None:
+        gc.unfreeze()  # frozen objects are not in gc.get_objects()
         for obj in gc.get_objects():
             if isinstance(obj, sqlalchemy.engine.Engine):
                 obj.dispose()  # closes pooled SQLite connections: the last one removes -wal/-shm

@@ -9,7 +9,9 @@ the modules they load live as long as the process.
 While held, the only user code a group runs, its DataLoader, runs with the collector on
 (:meth:`Hold.user_code`). When the start is over, everything alive is frozen (``gc.freeze``:
 left out of later collections, as those modules would survive every one of them), after a full
-collection if user code ran, so that none of its garbage is frozen with them.
+collection if user code ran, so that none of its garbage is frozen with them. The group's end
+unfreezes it (:meth:`Hold.close`): what runs after the group, and the interpreter's exit, see
+every object again.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from collections.abc import Iterable, Iterator
 class Hold:
     """The collector off until each named part is ``done`` (or ``release``), then frozen and on.
 
-    A collector already off (the caller's choice) is left as it is.
+    A collector already off, or objects already frozen (the caller's choices), are left as they
+    are.
     """
 
     def __init__(self, parts: Iterable[str] = ()) -> None:
@@ -31,6 +34,7 @@ class Hold:
         self._waiting = set(parts)
         self._held = gc.isenabled()
         self._user_code = False
+        self._freeze = self._held and gc.get_freeze_count() == 0
         if self._held:
             gc.disable()
 
@@ -61,10 +65,19 @@ class Hold:
             if not self._held:
                 return
             self._held = False
-            if self._user_code:
-                gc.collect()
-            gc.freeze()
+            if self._freeze:
+                if self._user_code:
+                    gc.collect()
+                gc.freeze()
             gc.enable()
+
+    def close(self) -> None:
+        """Released, and what it froze unfrozen."""
+        self.release()
+        with self._lock:
+            if self._freeze:
+                self._freeze = False
+                gc.unfreeze()
 
 
 @contextlib.contextmanager

@@ -580,6 +580,8 @@ def test_ray_config_sizes_the_ray_the_command_starts(tmp_path: Path) -> None:
     assert len(evals) == 3
     assert overlapping_pairs(evals) == 0, evals
     assert [e["met"] for e in evals] == [False, True, True]
+    # The command left the way a group does (_exit.leave), yet closed the store's connections.
+    assert (tmp_path / "mlruns.db").exists() and not list(tmp_path.glob("mlruns.db-*"))
 
 
 def test_resume_without_a_study_is_refused_through_the_command(tmp_path: Path) -> None:

@@ -393,7 +393,7 @@ def run_group(
     try:
         return GroupRun(config, job_fn, script, resume=resume, ray=ray, hold=hold).run()
     finally:
-        hold.release()
+        hold.close()
         ray.close()  # at once if the group ended normally: it shut down while the end was written
         phases.mark("end")
         phases.write()
