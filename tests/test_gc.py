@@ -5,8 +5,10 @@ from __future__ import annotations
 import gc
 import weakref
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from tests.conftest import write
 
 from ml_experiment._gc import Hold, held
 
@@ -82,3 +84,24 @@ def test_held_turns_it_back_on_even_after_an_error() -> None:
         assert not gc.isenabled()
         raise ValueError("boom")
     assert gc.isenabled()
+
+
+def test_an_experiment_runs_the_users_code_with_the_collector_on(workdir: Path) -> None:
+    """The collector rests while MLflow loads, never while the user's function runs."""
+    from ml_experiment import job
+    from ml_experiment.config import ExperimentConfig
+    from ml_experiment.execution import run_experiment
+
+    seen: list[tuple[bool, int]] = []
+
+    @job(log_system_info=False)
+    def train() -> dict[str, float]:
+        seen.append((gc.isenabled(), gc.get_freeze_count()))
+        return {"acc": 1.0}
+
+    gc.enable()
+    config = ExperimentConfig(name="e", kind="experiment", run=[write(workdir / "x.py", "")])
+    outcome = run_experiment(config, train, script=None)
+    assert outcome.metrics["acc"] == 1.0
+    assert seen[0][0] and seen[0][1] > 0  # on, with MLflow's modules left out of collections
+    assert gc.isenabled() and gc.get_freeze_count() == 0  # as it was before the run

@@ -90,10 +90,18 @@ def run_experiment(
     callbacks = CallbackDispatcher.for_job(config, job_fn)  # bad notify: URLs before any write
     if config.kind == "job":
         return _run_untracked(config, job_fn, params, callbacks)
+    from ml_experiment._gc import Hold
     from ml_experiment.tracking._mlflow import KnowledgeCenter, MLflowTracker
 
-    tracker = tracker or MLflowTracker(KnowledgeCenter.resolve(config.tracking_uri))
-    return _run_tracked(config, job_fn, params, script, tracker, callbacks)
+    hold = Hold()  # the collector rests while MLflow loads, as in a group's start
+    try:
+        try:
+            tracker = tracker or MLflowTracker(KnowledgeCenter.resolve(config.tracking_uri))
+        finally:
+            hold.release()
+        return _run_tracked(config, job_fn, params, script, tracker, callbacks)
+    finally:
+        hold.close()
 
 
 def _run_untracked(
