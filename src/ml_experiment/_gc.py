@@ -1,4 +1,5 @@
-"""Python's cyclic garbage collector held off while a group starts and while its report is made.
+"""Python's cyclic garbage collector held off while a group or an experiment starts, and while a
+report is made.
 
 A full collection walks every object the collector tracks. Importing MLflow, SQLAlchemy, Optuna
 and Ray makes ~300k of them and triggers enough collections on the way to cost about a third of
@@ -11,7 +12,8 @@ While held, the only user code a group runs, its DataLoader, runs with the colle
 left out of later collections, as those modules would survive every one of them), after a full
 collection if user code ran, so that none of its garbage is frozen with them. The group's end
 unfreezes it (:meth:`Hold.close`): what runs after the group, and the interpreter's exit, see
-every object again.
+every object again. An experiment holds it only while MLflow loads and the store opens, before
+any user code, and unfreezes when its run ends.
 """
 
 from __future__ import annotations
