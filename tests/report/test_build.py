@@ -234,3 +234,20 @@ def test_a_group_name_finds_its_parent_behind_many_newer_trials(
     # a list parameter searched position by position shows one column per position
     flat = {"layers": "[3, 12]"}
     assert _rebuild.flat_value(flat, "layers.1") == "12" and _rebuild.flat_value(flat, "x") is None
+
+
+def test_the_report_is_built_with_the_collector_off_and_it_is_on_after(
+    kc_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No user code runs in a report: Python's collector rests while it is built."""
+    import gc
+
+    import ml_experiment.report._build as build
+
+    seen: list[bool] = []
+    agg = build._use_agg
+    monkeypatch.setattr(build, "_use_agg", lambda: (seen.append(gc.isenabled()), agg())[1])
+    synth = synth_group(kc_dir, name="collector", n=4, seed=5)
+    gc.enable()
+    build_report(synth.parent_run_id, tracking_uri=synth.uri, out_dir=tmp_path / "o")
+    assert seen == [False] and gc.isenabled()

@@ -29,15 +29,13 @@ def report_command(
     ] = True,
 ) -> None:
     """Write a run's or group's report: offline HTML (plotly inline) and PNG plots."""
-    from ml_experiment._gc import held
     from ml_experiment.report import build_report
 
-    with held():  # MLflow's and the plots' imports and figures: no user code, little garbage
-        index = build_report(
-            run_id_or_group_name,
-            tracking_uri=tracking_uri,
-            out_dir=out,
-            ui_base=ui_base,
-            log_to_run=log,
-        )
+    index = build_report(
+        run_id_or_group_name,
+        tracking_uri=tracking_uri,
+        out_dir=out,
+        ui_base=ui_base,
+        log_to_run=log,
+    )
     print(index.resolve())

@@ -206,17 +206,15 @@ def recorded_numbers(group: Any) -> set[int]:
 
 def group_report(parent_run_id: str, tracker: MLflowTracker) -> str | None:
     """The group's report, logged to the parent run; a failure to make it fails nothing."""
-    from ml_experiment._gc import held
     from ml_experiment.report import build_report
 
     try:
-        with held():  # no user code, and the plots' imports and figures make little garbage
-            index = build_report(
-                parent_run_id,
-                tracking_uri=tracker.kc.tracking_uri,
-                log_to_run=True,
-                client=tracker.client,
-            )
+        index = build_report(
+            parent_run_id,
+            tracking_uri=tracker.kc.tracking_uri,
+            log_to_run=True,
+            client=tracker.client,
+        )
     except Exception as exc:
         print(f"the group's report could not be made: {exc}", file=sys.stderr)
         return None

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import ml_experiment.report._figures as _figures
 import ml_experiment.report._images as _images
 from ml_experiment._format import format_duration
+from ml_experiment._gc import held
 from ml_experiment.report._html import (
     DEFAULT_UI_BASE,
     Section,
@@ -257,6 +258,7 @@ def _experiment_page(data: ExperimentData, out: Path, ui_base: str) -> tuple[str
     return page(f"Experiment {data.name}", header, body), pngs
 
 
+@held()  # no user code, and the plots' imports and figures make little garbage
 def build_report(
     run_id_or_group_name: str,
     *,
