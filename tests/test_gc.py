@@ -105,3 +105,13 @@ def test_an_experiment_runs_the_users_code_with_the_collector_on(workdir: Path) 
     assert outcome.metrics["acc"] == 1.0
     assert seen[0][0] and seen[0][1] > 0  # on, with MLflow's modules left out of collections
     assert gc.isenabled() and gc.get_freeze_count() == 0  # as it was before the run
+
+
+def test_a_hold_closed_before_its_parts_are_done_freezes_nothing() -> None:
+    gc.enable()
+    hold = Hold(("ray", "store"))
+    hold.close()  # e.g. the group failed before Ray was up
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    hold.done("ray")
+    hold.done("store")  # too late to hold anything: the collector stays as it is
+    assert gc.isenabled() and gc.get_freeze_count() == 0

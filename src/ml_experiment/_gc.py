@@ -74,12 +74,14 @@ class Hold:
             gc.enable()
 
     def close(self) -> None:
-        """Released, and what it froze unfrozen."""
-        self.release()
+        """The collector on as it was, and what the release froze unfrozen."""
         with self._lock:
-            if self._freeze:
-                self._freeze = False
+            if self._held:  # ended before its parts were done: nothing was frozen
+                self._held = False
+                gc.enable()
+            elif self._freeze:
                 gc.unfreeze()
+            self._freeze = False
 
 
 @contextlib.contextmanager

@@ -95,10 +95,8 @@ def run_experiment(
 
     hold = Hold()  # the collector rests while MLflow loads, as in a group's start
     try:
-        try:
-            tracker = tracker or MLflowTracker(KnowledgeCenter.resolve(config.tracking_uri))
-        finally:
-            hold.release()
+        tracker = tracker or MLflowTracker(KnowledgeCenter.resolve(config.tracking_uri))
+        hold.release()
         return _run_tracked(config, job_fn, params, script, tracker, callbacks)
     finally:
         hold.close()
